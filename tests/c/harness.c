@@ -1,0 +1,56 @@
+/* The runner: runs every registered test (or those whose name contains argv[1]) and ends with the
+ * plain summary line "N passed, N failed". */
+#include "harness.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cnn.h"
+
+enum { MAX_TESTS = 4096 };
+static struct {
+    const char *name, *file;
+    test_fn fn;
+} tests[MAX_TESTS];
+static int n_tests;
+int harness_current_failed;
+
+void harness_register(const char *name, const char *file, test_fn fn) {
+    if (n_tests < MAX_TESTS) {
+        tests[n_tests].name = name;
+        tests[n_tests].file = file;
+        tests[n_tests].fn = fn;
+        n_tests++;
+    }
+}
+
+void harness_fail(const char *file, int line, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "  %s:%d: ", file, line);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    harness_current_failed = 1;
+}
+
+int main(int argc, char **argv) {
+    const char *filter = argc > 1 ? argv[1] : NULL;
+    int passed = 0, failed = 0;
+    for (int i = 0; i < n_tests; i++) {
+        if (filter && !strstr(tests[i].name, filter)) continue;
+        harness_current_failed = 0;
+        cnn_clear_error();
+        cnn_manual_seed(1234);
+        tests[i].fn();
+        if (harness_current_failed) {
+            fprintf(stderr, "FAIL %s (%s)\n", tests[i].name, tests[i].file);
+            failed++;
+        } else {
+            passed++;
+        }
+    }
+    printf("C tests: %d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}

@@ -1,0 +1,40 @@
+/* harness.h - a minimal C unit-test harness. A test is `TEST(name) { ... }` in any tests/c/*.c file;
+ * it registers itself before main runs. CHECK records a failure and goes on; REQUIRE stops the test. */
+#ifndef HARNESS_H
+#define HARNESS_H
+
+#include <math.h>
+#include <stdio.h>
+
+typedef void (*test_fn)(void);
+void harness_register(const char *name, const char *file, test_fn fn);
+void harness_fail(const char *file, int line, const char *fmt, ...);
+extern int harness_current_failed;
+
+#define TEST(name)                                                                   \
+    static void test_##name(void);                                                   \
+    __attribute__((constructor)) static void register_##name(void) {                 \
+        harness_register(#name, __FILE__, test_##name);                              \
+    }                                                                                \
+    static void test_##name(void)
+
+#define CHECK(cond)                                                                  \
+    do {                                                                             \
+        if (!(cond)) harness_fail(__FILE__, __LINE__, "CHECK(%s)", #cond);           \
+    } while (0)
+#define REQUIRE(cond)                                                                \
+    do {                                                                             \
+        if (!(cond)) {                                                               \
+            harness_fail(__FILE__, __LINE__, "REQUIRE(%s)", #cond);                  \
+            return;                                                                  \
+        }                                                                            \
+    } while (0)
+#define CHECK_NEAR(a, b, tol)                                                        \
+    do {                                                                             \
+        double a_ = (a), b_ = (b);                                                   \
+        if (!(fabs(a_ - b_) <= (tol)))                                               \
+            harness_fail(__FILE__, __LINE__, "CHECK_NEAR(%s, %s): %.9g vs %.9g", #a, #b, \
+                         a_, b_);                                                    \
+    } while (0)
+
+#endif
