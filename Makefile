@@ -6,7 +6,7 @@ OPT     ?= -O3 -march=native
 CFLAGS  ?= $(OPT) -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -fPIC -fopenmp -Wall -Wextra -Wno-unused-parameter -Iruntime -Ibindings \
            $(shell pkg-config --cflags lua5.4 openblas libcjson 2>/dev/null)
-LDLIBS  := $(shell pkg-config --libs openblas libcjson 2>/dev/null) -lstb -lz -lm -lpthread -fopenmp
+LDLIBS  := $(shell pkg-config --libs openblas libcjson 2>/dev/null) -lstb -lz -lm -lpthread -ldl -fopenmp
 LUA_LIBS := $(shell pkg-config --libs lua5.4 2>/dev/null)
 
 BUILD   := build
@@ -15,9 +15,9 @@ BINDINGS_SRC := $(wildcard bindings/*.c)
 CNNLUA_SRC   := $(wildcard cnnlua/*.c)
 TEST_C_SRC   := $(wildcard tests/c/*.c)
 
-RUNTIME_OBJ  := $(RUNTIME_SRC:%.c=$(BUILD)/%.o)
-BINDINGS_OBJ := $(BINDINGS_SRC:%.c=$(BUILD)/%.o)
-CNNLUA_OBJ   := $(CNNLUA_SRC:%.c=$(BUILD)/%.o)
+RUNTIME_OBJ  := $(RUNTIME_SRC:%.c=$(BUILD)/obj/%.o)
+BINDINGS_OBJ := $(BINDINGS_SRC:%.c=$(BUILD)/obj/%.o)
+CNNLUA_OBJ   := $(CNNLUA_SRC:%.c=$(BUILD)/obj/%.o)
 
 LIB_A     := $(BUILD)/libcnn.a
 LIB_SO    := $(BUILD)/libcnn.so
@@ -31,7 +31,7 @@ all: $(LIB_A) $(LIB_SO) $(LUA_MOD) $(CNNLUA)
 deps:
 	@sh tools/deps.sh
 
-$(BUILD)/%.o: %.c
+$(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
@@ -55,8 +55,8 @@ $(C_TESTS): $(TEST_C_SRC) $(LIB_A)
 
 # The tests: C unit tests, busted specs (under both cnnlua and stock lua5.4), LuaJIT FFI, the REPL.
 test: deps
-	@$(MAKE) --no-print-directory all $(C_TESTS)
-	@sh tools/run_tests.sh
+	@$(MAKE) --no-print-directory -j2 all $(C_TESTS)
+	@BUILD=$(BUILD) sh tools/run_tests.sh
 
 test-c: $(C_TESTS)
 	$(C_TESTS)

@@ -124,6 +124,9 @@ bool cnn_broadcast_shape(const char *op, const cnn_tensor *a, const cnn_tensor *
 /* t's strides seen through a broadcast to (ndim, shape). */
 void cnn_broadcast_strides(const cnn_tensor *t, int ndim, const int64_t *shape, int64_t *strides);
 
+/* Keeps the object holding the runtime loaded for the life of the process (pin.c). */
+void cnn_pin_library(void);
+
 #define CNN_UNUSED(x) ((void)(x))
 
 #endif /* CNN_INTERNAL_H */

@@ -77,31 +77,60 @@ cnn_tensor *cnn_sum_to(cnn_tensor *t, int ndim, const int64_t *shape) {
     return scaled_sum_to("sum_to", t, ndim, shape, 1.0);
 }
 
+/* The shape a reduction keeps before dropping dims: t's shape with the reduced dim(s) set to 1.
+ * ints[0] holds the dim, or CNN_ALL_DIMS. */
+static void kept_shape(const cnn_tensor *t, int64_t dim, int64_t *shape) {
+    for (int i = 0; i < t->ndim; i++) shape[i] = (dim == CNN_ALL_DIMS || dim == i) ? 1 : t->shape[i];
+}
+
+static cnn_status reduce_backward(cnn_node *node, cnn_tensor *g, cnn_tensor **gi) {
+    cnn_tensor *in = node->inputs[0];
+    int64_t shape[CNN_MAX_DIMS];
+    kept_shape(in, node->ints[0], shape);
+    cnn_tensor *kept = cnn_reshape(g, in->ndim, shape);
+    cnn_tensor *e = kept ? cnn_expand(kept, in->ndim, in->shape) : NULL;
+    gi[0] = e ? cnn_contiguous(e) : NULL;
+    cnn_release(kept);
+    cnn_release(e);
+    if (gi[0] && node->reals[0] != 1.0) return cnn_mul_scalar_(gi[0], (float)node->reals[0]);
+    return gi[0] ? CNN_OK : cnn_last_status();
+}
+
 /* Reduces over one dim (or all) as sum * scale; the result keeps or drops the dim. */
 static cnn_tensor *reduce_sum(const char *name, cnn_tensor *t, int dim, int keepdim, bool mean) {
-    int64_t shape[CNN_MAX_DIMS];
-    int nd = t->ndim;
-    double count;
-    if (dim == CNN_ALL_DIMS) {
-        for (int i = 0; i < nd; i++) shape[i] = 1;
-        count = (double)cnn_numel(t);
-    } else {
-        int d = cnn_wrap_dim(name, dim, t->ndim);
-        if (d < 0) return NULL;
-        memcpy(shape, t->shape, sizeof shape);
-        count = t->ndim ? (double)t->shape[d] : 1;
-        if (t->ndim) shape[d] = 1;
-        dim = d;
+    if (dim != CNN_ALL_DIMS) {
+        dim = cnn_wrap_dim(name, dim, t->ndim);
+        if (dim < 0) return NULL;
+        if (t->ndim == 0) dim = CNN_ALL_DIMS;
     }
-    cnn_tensor *kept = scaled_sum_to(name, t, nd, shape, mean ? 1.0 / count : 1.0);
-    if (!kept || keepdim) return kept;
-    cnn_tensor *out;
-    if (dim == CNN_ALL_DIMS) {
-        out = cnn_reshape(kept, 0, NULL);
-    } else {
-        out = t->ndim ? cnn_squeeze(kept, dim) : (cnn_retain(kept), kept);
+    int64_t kshape[CNN_MAX_DIMS], oshape[CNN_MAX_DIMS];
+    kept_shape(t, dim, kshape);
+    int ond = 0;
+    for (int i = 0; i < t->ndim; i++)
+        if (keepdim || !(dim == CNN_ALL_DIMS || dim == i)) oshape[ond++] = kshape[i];
+    double count = dim == CNN_ALL_DIMS ? (double)cnn_numel(t) : (double)t->shape[dim];
+    double scale = mean ? 1.0 / count : 1.0;
+    cnn_tensor *kept = sum_to_forward(t, t->ndim, kshape);
+    if (!kept) return NULL;
+    if (scale != 1.0) cnn_mul_scalar_(kept, (float)scale); /* fresh tensor: never refused */
+    int64_t strides[CNN_MAX_DIMS], st = 1;
+    for (int i = ond - 1; i >= 0; i--) {
+        strides[i] = st;
+        st *= oshape[i];
     }
+    cnn_tensor *out = cnn_make_view(kept, ond, oshape, strides, 0);
     cnn_release(kept);
+    if (!out) return NULL;
+    bool failed;
+    cnn_node *node = cnn_record(out, name, reduce_backward, 1, &t, &failed);
+    if (node) {
+        node->ints[0] = dim;
+        node->reals[0] = scale;
+    }
+    if (failed) {
+        cnn_release(out);
+        return NULL;
+    }
     return out;
 }
 

@@ -20,6 +20,7 @@ int64_t cnn_shape_numel(int ndim, const int64_t *shape) {
 enum { STORAGE_ALIGN = 64 };
 
 float *cnn_storage_alloc_floats(int64_t n) {
+    cnn_pin_library();
     size_t bytes = (size_t)(n > 0 ? n : 1) * sizeof(float);
     void *p = NULL;
     if (posix_memalign(&p, STORAGE_ALIGN, bytes + STORAGE_ALIGN) != 0 || !p)

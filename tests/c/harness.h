@@ -1,4 +1,4 @@
-/* harness.h - a minimal C unit-test harness. A test is `TEST(name) { ... }` in any tests/c/*.c file;
+/* harness.h - a minimal C unit-test harness. A test is `TEST(name) { ... }` in any tests/c file;
  * it registers itself before main runs. CHECK records a failure and goes on; REQUIRE stops the test. */
 #ifndef HARNESS_H
 #define HARNESS_H

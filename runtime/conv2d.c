@@ -1,0 +1,157 @@
+/* conv2d: 2-d cross-correlation (no kernel flip), as in every deep-learning framework.
+ *   input (N, C, H, W), weight (O, C/G, kH, kW), bias (O) -> output (N, O, oH, oW)
+ *   oH = (H + pad_top + pad_bottom - dilation_h*(kH-1) - 1) / stride_h + 1, likewise oW.
+ * "same" padding follows PyTorch: stride 1 only, total dilation*(k-1) split with the odd extra
+ * element on the bottom/right; "valid" is no padding. The numerics live in conv_gemm.c. */
+#include "conv_shape.h"
+
+cnn_conv2d_options cnn_conv2d_defaults(void) {
+    cnn_conv2d_options o = {
+        .stride = {1, 1}, .padding = {0, 0}, .dilation = {1, 1}, .groups = 1,
+        .padding_mode = CNN_PAD_EXPLICIT, .output_padding = {0, 0},
+    };
+    return o;
+}
+
+/* Saved tensors: the input when the weight needs a gradient, then the weight when the input does. */
+static cnn_status conv2d_backward(cnn_node *node, cnn_tensor *grad_output, cnn_tensor **grad_inputs) {
+    int slot = 0;
+    cnn_tensor *input = node->needs_grad[1] ? node->saved[slot++] : NULL;
+    cnn_tensor *weight = node->needs_grad[0] ? node->saved[slot++] : NULL;
+    const int64_t out_channels = grad_output->shape[1];
+    cnn_tensor *go_tmp = NULL, *in_tmp = NULL, *w_tmp = NULL;
+    cnn_status st = CNN_OK;
+    const float *go = cnn_read_ptr(grad_output, &go_tmp); // (N, O, oH, oW)
+    if (!go) return cnn_last_status();
+
+    if (node->needs_grad[2]) {
+        grad_inputs[2] = cnn_alloc(1, &out_channels);
+        if (!grad_inputs[2]) goto fail;
+        cnn_conv_bias_grad(go, grad_output->shape[0], out_channels,
+                           grad_output->shape[2] * grad_output->shape[3], cnn_ptr(grad_inputs[2]));
+    }
+    if (input || weight) {
+        const cnn_tensor *input_like = input ? input : node->inputs[0];
+        const cnn_tensor *weight_like = weight ? weight : node->inputs[1];
+        cnn_conv_plan plan = cnn_conv_make_plan(input_like->shape, weight_like->shape, node->ints,
+                                       grad_output->shape[2], grad_output->shape[3]);
+        const float *x = NULL, *w = NULL;
+        if (input && !(x = cnn_read_ptr(input, &in_tmp))) goto fail;
+        if (weight && !(w = cnn_read_ptr(weight, &w_tmp))) goto fail;
+        if (weight && !(grad_inputs[0] = cnn_alloc(4, input_like->shape))) goto fail;
+        if (input && !(grad_inputs[1] = cnn_alloc(4, weight_like->shape))) goto fail;
+        st = cnn_conv_gemm_backward(&plan, x, w, go, weight ? cnn_ptr(grad_inputs[0]) : NULL,
+                                    input ? cnn_ptr(grad_inputs[1]) : NULL, "conv2d backward");
+    }
+    cnn_release(go_tmp);
+    cnn_release(in_tmp);
+    cnn_release(w_tmp);
+    return st;
+fail:
+    cnn_release(go_tmp);
+    cnn_release(in_tmp);
+    cnn_release(w_tmp);
+    return cnn_last_status();
+}
+
+/* Resolves the padding mode into (top, left) and the output size; false + error when the kernel
+ * does not fit. */
+static bool conv2d_output_size(const cnn_tensor *input, const cnn_tensor *weight,
+                               const cnn_conv2d_options *o, int64_t pad[2], int64_t out[2]) {
+    int64_t total[2], span[2];
+    bool fits = true;
+    for (int d = 0; d < 2; d++) {
+        span[d] = (int64_t)o->dilation[d] * (weight->shape[2 + d] - 1) + 1; // dilated kernel extent
+        total[d] = 2 * (int64_t)o->padding[d];
+        pad[d] = o->padding[d];
+        if (o->padding_mode == CNN_PAD_VALID) pad[d] = total[d] = 0;
+        if (o->padding_mode == CNN_PAD_SAME) {
+            total[d] = span[d] - 1;
+            pad[d] = total[d] / 2;
+        }
+        if (weight->shape[2 + d] < 1 || span[d] > input->shape[2 + d] + total[d]) fits = false;
+    }
+    if (!fits) {
+        cnn_fail(CNN_ERR_SHAPE,
+                 "conv2d: the %lldx%lld kernel (dilation %dx%d) does not fit in the padded input "
+                 "%lldx%lld (input %s, weight %s, padding %lldx%lld)",
+                 (long long)weight->shape[2], (long long)weight->shape[3], o->dilation[0],
+                 o->dilation[1], (long long)(input->shape[2] + total[0]),
+                 (long long)(input->shape[3] + total[1]), cnn_shape_str(input), cnn_shape_str(weight),
+                 (long long)pad[0], (long long)pad[1]);
+        return false;
+    }
+    for (int d = 0; d < 2; d++) out[d] = (input->shape[2 + d] + total[d] - span[d]) / o->stride[d] + 1;
+    return true;
+}
+
+cnn_tensor *cnn_conv2d(cnn_tensor *input, cnn_tensor *weight, cnn_tensor *bias,
+                       const cnn_conv2d_options *options) {
+    const cnn_conv2d_options defaults = cnn_conv2d_defaults();
+    const cnn_conv2d_options *o = options ? options : &defaults;
+    if (!cnn_conv_check_ranks("conv2d", input, weight) ||
+        !cnn_conv_check_options("conv2d", o, input, weight))
+        return NULL;
+    const int64_t C = input->shape[1], O = weight->shape[0];
+    if (!cnn_conv_check_groups("conv2d", C, O, o->groups, input, weight)) return NULL;
+    if (weight->shape[1] * o->groups != C) {
+        if (o->groups == 1)
+            return cnn_fail_null(CNN_ERR_SHAPE,
+                                 "conv2d: input has %lld channels but weight expects %lld (input %s, "
+                                 "weight %s)",
+                                 (long long)C, (long long)weight->shape[1], cnn_shape_str(input),
+                                 cnn_shape_str(weight));
+        return cnn_fail_null(CNN_ERR_SHAPE,
+                             "conv2d: input has %lld channels but weight expects %lld (%lld per group "
+                             "x %d groups) (input %s, weight %s)",
+                             (long long)C, (long long)(weight->shape[1] * o->groups),
+                             (long long)weight->shape[1], o->groups, cnn_shape_str(input),
+                             cnn_shape_str(weight));
+    }
+    if (!cnn_conv_check_bias("conv2d", bias, O, weight)) return NULL;
+    if (o->padding_mode == CNN_PAD_SAME && (o->stride[0] != 1 || o->stride[1] != 1))
+        return cnn_fail_null(CNN_ERR_ARGUMENT,
+                             "conv2d: padding 'same' needs stride 1, got stride %dx%d (input %s, "
+                             "weight %s)",
+                             o->stride[0], o->stride[1], cnn_shape_str(input), cnn_shape_str(weight));
+    int64_t pad[2], out_hw[2];
+    if (!conv2d_output_size(input, weight, o, pad, out_hw)) return NULL;
+
+    const int64_t params[CNN_CONV_N_PARAMS] = {o->stride[0], o->stride[1], pad[0], pad[1],
+                               o->dilation[0], o->dilation[1], o->groups};
+    cnn_conv_plan plan = cnn_conv_make_plan(input->shape, weight->shape, params, out_hw[0], out_hw[1]);
+    if (!cnn_conv_check_plan_size("conv2d", &plan)) return NULL;
+
+    const int64_t out_shape[4] = {input->shape[0], O, out_hw[0], out_hw[1]};
+    cnn_tensor *out = cnn_alloc(4, out_shape);
+    if (!out) return NULL;
+    cnn_tensor *x_tmp = NULL, *w_tmp = NULL, *b_tmp = NULL;
+    const float *x = cnn_read_ptr(input, &x_tmp);
+    const float *w = x ? cnn_read_ptr(weight, &w_tmp) : NULL;
+    const float *b = w && bias ? cnn_read_ptr(bias, &b_tmp) : NULL;
+    cnn_status st = !x || !w || (bias && !b)
+                        ? cnn_last_status()
+                        : cnn_conv_gemm_forward(&plan, x, w, b, cnn_ptr(out), "conv2d");
+    cnn_release(x_tmp);
+    cnn_release(w_tmp);
+    cnn_release(b_tmp);
+    if (st != CNN_OK) {
+        cnn_release(out);
+        return NULL;
+    }
+
+    bool failed;
+    cnn_tensor *inputs[3] = {input, weight, bias};
+    cnn_node *node = cnn_record(out, "conv2d", conv2d_backward, 3, inputs, &failed);
+    if (node) {
+        for (int i = 0; i < CNN_CONV_N_PARAMS; i++) node->ints[i] = params[i];
+        if ((node->needs_grad[1] && !cnn_node_save(node, input)) ||
+            (node->needs_grad[0] && !cnn_node_save(node, weight)))
+            failed = true;
+    }
+    if (failed) {
+        cnn_release(out);
+        return NULL;
+    }
+    return out;
+}

@@ -1,0 +1,283 @@
+/* max_pool2d and avg_pool2d with PyTorch's semantics, on (C, H, W) or (N, C, H, W):
+ *   oH = floor_or_ceil((H + 2*pad - dilation*(k - 1) - 1) / stride) + 1, and in ceil mode the last
+ *   window is dropped when it would start in the bottom/right padding (it must start inside the
+ *   input or the top/left padding).
+ * Max pooling treats padding as -inf (it never wins) and propagates NaN; backward routes each output
+ * gradient to the position that won, remembered in forward. Average pooling divides by the window
+ * size clipped to the padded input (count_include_pad) or by the number of real pixels in it. */
+#include <math.h>
+#include <stdlib.h>
+
+#include "spatial.h"
+
+cnn_pool2d_options cnn_pool2d_defaults(int32_t kernel_h, int32_t kernel_w) {
+    cnn_pool2d_options o = {
+        .kernel = {kernel_h, kernel_w}, .stride = {0, 0}, .padding = {0, 0}, .dilation = {1, 1},
+        .ceil_mode = 0, .count_include_pad = 1,
+    };
+    return o;
+}
+
+typedef struct pool_plan {
+    int64_t planes, H, W, oH, oW;
+    int64_t kh, kw, sh, sw, ph, pw, dh, dw;
+    bool include_pad;
+} pool_plan;
+
+static int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+static int64_t ceil_div(int64_t a, int64_t b) { return -floor_div(-a, b); }
+
+static int64_t pool_out_size(int64_t size, int64_t k, int64_t pad, int64_t stride, int64_t dil,
+                             bool ceil_mode) {
+    int64_t out = floor_div(size + 2 * pad - dil * (k - 1) - 1 + (ceil_mode ? stride - 1 : 0), stride) + 1;
+    if (ceil_mode && (out - 1) * stride >= size + pad) out--;
+    return out;
+}
+
+/* Kernel taps [lo, hi) of a window starting at start whose source start + t*dil lies in [0, size). */
+typedef struct tap_range {
+    int64_t lo, hi;
+} tap_range;
+
+static tap_range taps_inside(int64_t start, int64_t k, int64_t dil, int64_t size) {
+    tap_range r = {start < 0 ? ceil_div(-start, dil) : 0, ceil_div(size - start, dil)};
+    if (r.hi > k) r.hi = k;
+    if (r.hi < r.lo) r.hi = r.lo;
+    return r;
+}
+
+static bool pool_plan_make(const char *op, const cnn_tensor *input, const cnn_pool2d_options *o,
+                           pool_plan *p) {
+    if (!cnn_spatial_planes(op, input, &p->planes)) return false;
+    const int32_t *k = o->kernel, *s = o->stride, *pad = o->padding, *d = o->dilation;
+    const char *what = k[0] < 1 || k[1] < 1     ? "kernel must be positive"
+                       : s[0] < 0 || s[1] < 0   ? "stride must be positive"
+                       : pad[0] < 0 || pad[1] < 0 ? "padding must be non-negative"
+                       : d[0] < 1 || d[1] < 1   ? "dilation must be positive"
+                                                : NULL;
+    if (what) {
+        cnn_fail(CNN_ERR_ARGUMENT, "%s: %s (kernel %dx%d, stride %dx%d, padding %dx%d, dilation %dx%d; input %s)",
+                 op, what, k[0], k[1], s[0], s[1], pad[0], pad[1], d[0], d[1], cnn_shape_str(input));
+        return false;
+    }
+    p->H = input->shape[input->ndim - 2];
+    p->W = input->shape[input->ndim - 1];
+    p->kh = k[0], p->kw = k[1];
+    p->sh = s[0] ? s[0] : k[0], p->sw = s[1] ? s[1] : k[1];
+    p->ph = pad[0], p->pw = pad[1];
+    p->dh = d[0], p->dw = d[1];
+    p->include_pad = o->count_include_pad != 0;
+    const int64_t span_h = p->dh * (p->kh - 1) + 1, span_w = p->dw * (p->kw - 1) + 1;
+    if (2 * p->ph > span_h || 2 * p->pw > span_w) {
+        cnn_fail(CNN_ERR_ARGUMENT, "%s: padding %dx%d must be at most half of the kernel extent %lldx%lld (input %s)",
+                 op, pad[0], pad[1], (long long)span_h, (long long)span_w, cnn_shape_str(input));
+        return false;
+    }
+    p->oH = pool_out_size(p->H, p->kh, p->ph, p->sh, p->dh, o->ceil_mode);
+    p->oW = pool_out_size(p->W, p->kw, p->pw, p->sw, p->dw, o->ceil_mode);
+    if (p->oH < 1 || p->oW < 1) {
+        cnn_fail(CNN_ERR_SHAPE,
+                 "%s: the output would be %lldx%lld; the %dx%d kernel (dilation %dx%d, padding %dx%d) does "
+                 "not fit in the input %s",
+                 op, (long long)p->oH, (long long)p->oW, k[0], k[1], d[0], d[1], pad[0], pad[1],
+                 cnn_shape_str(input));
+        return false;
+    }
+    if (p->H * p->W > INT32_MAX) {
+        cnn_fail(CNN_ERR_SHAPE, "%s: planes of %s are too large", op, cnn_shape_str(input));
+        return false;
+    }
+    return true;
+}
+
+/* ---- max pooling ------------------------------------------------------------------------------ */
+static void max_pool_plane(const pool_plan *p, const float *in, float *out, int32_t *argmax) {
+    for (int64_t oy = 0; oy < p->oH; oy++) {
+        const int64_t y0 = oy * p->sh - p->ph;
+        const tap_range ty = taps_inside(y0, p->kh, p->dh, p->H);
+        for (int64_t ox = 0; ox < p->oW; ox++) {
+            const int64_t x0 = ox * p->sw - p->pw;
+            const tap_range tx = taps_inside(x0, p->kw, p->dw, p->W);
+            float best = -INFINITY;
+            int64_t best_at = -1;
+            for (int64_t i = ty.lo; i < ty.hi; i++) {
+                const int64_t row = (y0 + i * p->dh) * p->W;
+                for (int64_t j = tx.lo; j < tx.hi; j++) {
+                    const int64_t at = row + x0 + j * p->dw;
+                    const float v = in[at];
+                    if (v > best || isnan(v)) best = v, best_at = at;
+                }
+            }
+            out[oy * p->oW + ox] = best;
+            if (argmax) argmax[oy * p->oW + ox] = (int32_t)best_at;
+        }
+    }
+}
+
+/* node->ctx holds the winning position within its plane for every output element. */
+static cnn_status max_pool2d_backward(cnn_node *node, cnn_tensor *grad_output, cnn_tensor **grad_inputs) {
+    const cnn_tensor *input = node->inputs[0];
+    const int32_t *argmax = node->ctx;
+    cnn_tensor *go_tmp = NULL;
+    const float *go = cnn_read_ptr(grad_output, &go_tmp);
+    cnn_tensor *gi = go ? cnn_spatial_zeros_like(input) : NULL;
+    if (!gi) {
+        cnn_release(go_tmp);
+        return cnn_last_status();
+    }
+    const int64_t plane_in = input->shape[input->ndim - 2] * input->shape[input->ndim - 1];
+    const int64_t plane_out = grad_output->shape[grad_output->ndim - 2] * grad_output->shape[grad_output->ndim - 1];
+    const int64_t planes = cnn_spatial_count(input);
+    float *g = cnn_ptr(gi);
+#pragma omp parallel for if (planes * plane_out > CNN_SPATIAL_PARALLEL_MIN) schedule(static)
+    for (int64_t c = 0; c < planes; c++)
+        for (int64_t i = 0; i < plane_out; i++) {
+            const int32_t at = argmax[c * plane_out + i];
+            if (at >= 0) g[c * plane_in + at] += go[c * plane_out + i];
+        }
+    cnn_release(go_tmp);
+    grad_inputs[0] = gi;
+    return CNN_OK;
+}
+
+cnn_tensor *cnn_max_pool2d(cnn_tensor *input, const cnn_pool2d_options *options) {
+    if (!options) return cnn_fail_null(CNN_ERR_ARGUMENT, "max_pool2d: options are required (the kernel size)");
+    pool_plan p;
+    if (!pool_plan_make("max_pool2d", input, options, &p)) return NULL;
+    cnn_tensor *out = cnn_spatial_alloc(input, p.oH, p.oW);
+    if (!out) return NULL;
+    const bool track = cnn_is_grad_enabled() && input->requires_grad;
+    int32_t *argmax = track ? malloc((size_t)(p.planes * p.oH * p.oW + 1) * sizeof(int32_t)) : NULL;
+    cnn_tensor *x_tmp = NULL;
+    const float *x = cnn_read_ptr(input, &x_tmp);
+    if (!x || (track && !argmax)) {
+        if (x) cnn_fail(CNN_ERR_MEMORY, "max_pool2d: out of memory (input %s)", cnn_shape_str(input));
+        free(argmax);
+        cnn_release(out);
+        return NULL;
+    }
+    const int64_t plane_in = p.H * p.W, plane_out = p.oH * p.oW;
+    float *y = cnn_ptr(out);
+#pragma omp parallel for if (p.planes * plane_out * p.kh * p.kw > CNN_SPATIAL_PARALLEL_MIN) schedule(static)
+    for (int64_t c = 0; c < p.planes; c++)
+        max_pool_plane(&p, x + c * plane_in, y + c * plane_out, argmax ? argmax + c * plane_out : NULL);
+    cnn_release(x_tmp);
+
+    bool failed;
+    cnn_node *node = cnn_record(out, "max_pool2d", max_pool2d_backward, 1, &input, &failed);
+    if (node) {
+        node->ctx = argmax;
+        argmax = NULL;
+    }
+    free(argmax);
+    if (failed) {
+        cnn_release(out);
+        return NULL;
+    }
+    return out;
+}
+
+/* ---- average pooling -------------------------------------------------------------------------- */
+/* The window of output (oy, ox) clipped to the input, and the divisor PyTorch uses for it. */
+typedef struct avg_window {
+    int64_t y0, y1, x0, x1;
+    float scale; /* 1 / divisor */
+} avg_window;
+
+static avg_window avg_window_at(const pool_plan *p, int64_t oy, int64_t ox) {
+    avg_window w;
+    w.y0 = oy * p->sh - p->ph;
+    w.x0 = ox * p->sw - p->pw;
+    w.y1 = w.y0 + p->kh < p->H + p->ph ? w.y0 + p->kh : p->H + p->ph;
+    w.x1 = w.x0 + p->kw < p->W + p->pw ? w.x0 + p->kw : p->W + p->pw;
+    const int64_t padded_count = (w.y1 - w.y0) * (w.x1 - w.x0);
+    if (w.y0 < 0) w.y0 = 0;
+    if (w.x0 < 0) w.x0 = 0;
+    if (w.y1 > p->H) w.y1 = p->H;
+    if (w.x1 > p->W) w.x1 = p->W;
+    const int64_t count = p->include_pad ? padded_count : (w.y1 - w.y0) * (w.x1 - w.x0);
+    w.scale = count > 0 ? 1.0f / (float)count : 0.0f;
+    return w;
+}
+
+static void avg_pool_plane(const pool_plan *p, const float *in, float *out) {
+    for (int64_t oy = 0; oy < p->oH; oy++)
+        for (int64_t ox = 0; ox < p->oW; ox++) {
+            const avg_window w = avg_window_at(p, oy, ox);
+            float sum = 0;
+            for (int64_t y = w.y0; y < w.y1; y++)
+                for (int64_t x = w.x0; x < w.x1; x++) sum += in[y * p->W + x];
+            out[oy * p->oW + ox] = sum * w.scale;
+        }
+}
+
+static void avg_pool_plane_backward(const pool_plan *p, const float *go, float *gi) {
+    for (int64_t oy = 0; oy < p->oH; oy++)
+        for (int64_t ox = 0; ox < p->oW; ox++) {
+            const avg_window w = avg_window_at(p, oy, ox);
+            const float g = go[oy * p->oW + ox] * w.scale;
+            for (int64_t y = w.y0; y < w.y1; y++)
+                for (int64_t x = w.x0; x < w.x1; x++) gi[y * p->W + x] += g;
+        }
+}
+
+enum { AVG_KH, AVG_KW, AVG_SH, AVG_SW, AVG_PH, AVG_PW, AVG_INCLUDE_PAD };
+
+static cnn_status avg_pool2d_backward(cnn_node *node, cnn_tensor *grad_output, cnn_tensor **grad_inputs) {
+    const cnn_tensor *input = node->inputs[0];
+    const int64_t *v = node->ints;
+    pool_plan p = {
+        .H = input->shape[input->ndim - 2], .W = input->shape[input->ndim - 1],
+        .oH = grad_output->shape[grad_output->ndim - 2], .oW = grad_output->shape[grad_output->ndim - 1],
+        .kh = v[AVG_KH], .kw = v[AVG_KW], .sh = v[AVG_SH], .sw = v[AVG_SW], .ph = v[AVG_PH], .pw = v[AVG_PW],
+        .dh = 1, .dw = 1, .include_pad = v[AVG_INCLUDE_PAD] != 0,
+    };
+    p.planes = cnn_spatial_count(input);
+    cnn_tensor *go_tmp = NULL;
+    const float *go = cnn_read_ptr(grad_output, &go_tmp);
+    cnn_tensor *gi = go ? cnn_spatial_zeros_like(input) : NULL;
+    if (!gi) {
+        cnn_release(go_tmp);
+        return cnn_last_status();
+    }
+    float *g = cnn_ptr(gi);
+#pragma omp parallel for if (p.planes * p.oH * p.oW * p.kh * p.kw > CNN_SPATIAL_PARALLEL_MIN) schedule(static)
+    for (int64_t c = 0; c < p.planes; c++)
+        avg_pool_plane_backward(&p, go + c * p.oH * p.oW, g + c * p.H * p.W);
+    cnn_release(go_tmp);
+    grad_inputs[0] = gi;
+    return CNN_OK;
+}
+
+cnn_tensor *cnn_avg_pool2d(cnn_tensor *input, const cnn_pool2d_options *options) {
+    if (!options) return cnn_fail_null(CNN_ERR_ARGUMENT, "avg_pool2d: options are required (the kernel size)");
+    if (options->dilation[0] != 1 || options->dilation[1] != 1)
+        return cnn_fail_null(CNN_ERR_ARGUMENT, "avg_pool2d: dilation %dx%d is not supported, only 1x1 (input %s)",
+                             options->dilation[0], options->dilation[1], cnn_shape_str(input));
+    pool_plan p;
+    if (!pool_plan_make("avg_pool2d", input, options, &p)) return NULL;
+    cnn_tensor *out = cnn_spatial_alloc(input, p.oH, p.oW);
+    if (!out) return NULL;
+    cnn_tensor *x_tmp = NULL;
+    const float *x = cnn_read_ptr(input, &x_tmp);
+    if (!x) {
+        cnn_release(out);
+        return NULL;
+    }
+    float *y = cnn_ptr(out);
+#pragma omp parallel for if (p.planes * p.oH * p.oW * p.kh * p.kw > CNN_SPATIAL_PARALLEL_MIN) schedule(static)
+    for (int64_t c = 0; c < p.planes; c++) avg_pool_plane(&p, x + c * p.H * p.W, y + c * p.oH * p.oW);
+    cnn_release(x_tmp);
+
+    bool failed;
+    cnn_node *node = cnn_record(out, "avg_pool2d", avg_pool2d_backward, 1, &input, &failed);
+    if (node) {
+        const int64_t params[] = {p.kh, p.kw, p.sh, p.sw, p.ph, p.pw, p.include_pad};
+        memcpy(node->ints, params, sizeof params);
+    }
+    if (failed) {
+        cnn_release(out);
+        return NULL;
+    }
+    return out;
+}
