@@ -70,6 +70,8 @@ void lcnn_open_layers(lua_State *L);   /* softmax, batch_norm, dropout, losses *
 void lcnn_open_optim(lua_State *L);    /* fused optimizer steps, clip_grad_norm */
 void lcnn_open_io(lua_State *L);       /* safetensors, idx */
 void lcnn_open_util(lua_State *L);     /* timer, threads, seed, memory */
+void lcnn_open_augment(lua_State *L);  /* batch augmentation kernels */
+void lcnn_open_image(lua_State *L);    /* image files, resize, grids */
 
 int luaopen_cnn_core(lua_State *L);
 

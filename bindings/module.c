@@ -212,5 +212,7 @@ int luaopen_cnn_core(lua_State *L) {
     lcnn_open_optim(L);
     lcnn_open_io(L);
     lcnn_open_util(L);
+    lcnn_open_augment(L);
+    lcnn_open_image(L);
     return 1;
 }
