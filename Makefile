@@ -49,6 +49,21 @@ $(LUA_MOD): $(BINDINGS_OBJ) $(LIB_A)
 $(CNNLUA): $(CNNLUA_OBJ) $(BINDINGS_OBJ) $(LIB_A)
 	$(CC) -rdynamic -o $@ $(CNNLUA_OBJ) $(BINDINGS_OBJ) $(LIB_A) $(LUA_LIBS) -lreadline $(LDLIBS) -ldl
 
+# ---- cnn.mpi: the optional MPI module, built only where an MPI compiler (mpicc) exists ----------
+# It links no copy of the runtime: it works on the tensors of the cnn.core already loaded in the
+# process (see mpi/lcnn_mpi.c), so it needs the headers only.
+MPICC   ?= mpicc
+MPI_MOD := $(BUILD)/lua/cnn/mpi.so
+ifneq ($(shell command -v $(MPICC) 2>/dev/null),)
+all: $(MPI_MOD)
+endif
+
+$(MPI_MOD): mpi/lcnn_mpi.c bindings/lcnn.h runtime/cnn_api.h
+	@mkdir -p $(dir $@)
+	$(MPICC) $(OPT) -g -std=c11 -D_GNU_SOURCE -fPIC -Wall -Wextra -Wno-unused-parameter -Iruntime -Ibindings \
+	    $(shell pkg-config --cflags lua5.4 2>/dev/null) -shared -o $@ $< -ldl
+# ---- end of cnn.mpi --------------------------------------------------------------------------------
+
 $(C_TESTS): $(TEST_C_SRC) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $(TEST_C_SRC) $(LIB_A) $(LDLIBS)

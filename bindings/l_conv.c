@@ -24,7 +24,8 @@ static void check_options(lua_State *L, int t, const char *fname, const char *co
         lua_pop(L, 1); /* the value */
         int known = 0;
         if (lua_type(L, -1) == LUA_TSTRING)
-            for (const char *const *a = allowed; *a && !known; a++) known = strcmp(*a, lua_tostring(L, -1)) == 0;
+            for (const char *const *a = allowed; *a && !known; a++)
+                known = strcmp(*a, lua_tostring(L, -1)) == 0;
         if (!known) {
             luaL_Buffer b;
             luaL_buffinit(L, &b);
@@ -69,15 +70,16 @@ static int has_field(lua_State *L, int t, const char *name) {
 
 /* ---- convolutions ----------------------------------------------------------------------------- */
 static const char *const conv2d_options[] = {"stride", "padding", "dilation", "groups", NULL};
-static const char *const conv_transpose2d_options[] = {"stride", "padding", "output_padding", "groups",
-                                                       "dilation", NULL};
+static const char *const conv_transpose2d_options[] = {"stride", "padding",  "output_padding",
+                                                       "groups", "dilation", NULL};
 
 /* Arguments 3 and 4: (bias, options), (options) or (bias). Returns the bias; *opt gets the index of
  * the options table (possibly none). */
 static cnn_tensor *bias_and_options(lua_State *L, const char *fname, int *opt) {
     if (lua_type(L, 3) == LUA_TTABLE) {
         if (!lua_isnoneornil(L, 4))
-            luaL_error(L, "%s: options given twice (argument 3 is the options table; the bias comes first)", fname);
+            luaL_error(L, "%s: options given twice (argument 3 is the options table; the bias comes first)",
+                       fname);
         *opt = 3;
         return NULL;
     }
@@ -90,10 +92,14 @@ static void read_padding(lua_State *L, int t, const char *fname, cnn_conv2d_opti
     if (lua_isnoneornil(L, t)) return;
     if (lua_getfield(L, t, "padding") == LUA_TSTRING) {
         const char *s = lua_tostring(L, -1);
-        if (strcmp(s, "same") == 0) o->padding_mode = CNN_PAD_SAME;
-        else if (strcmp(s, "valid") == 0) o->padding_mode = CNN_PAD_VALID;
-        else luaL_error(L, "%s: option 'padding' must be a number, a pair {h, w}, \"same\" or \"valid\", got \"%s\"",
-                        fname, s);
+        if (strcmp(s, "same") == 0)
+            o->padding_mode = CNN_PAD_SAME;
+        else if (strcmp(s, "valid") == 0)
+            o->padding_mode = CNN_PAD_VALID;
+        else
+            luaL_error(
+                L, "%s: option 'padding' must be a number, a pair {h, w}, \"same\" or \"valid\", got \"%s\"",
+                fname, s);
         lua_pop(L, 1);
         return;
     }
@@ -186,7 +192,8 @@ static void read_scale(lua_State *L, int t, double scale[2]) {
             lua_pop(L, 1);
         }
     } else {
-        luaL_error(L, "upsample: option 'scale' must be a number or a pair {h, w}, got %s", luaL_typename(L, -1));
+        luaL_error(L, "upsample: option 'scale' must be a number or a pair {h, w}, got %s",
+                   luaL_typename(L, -1));
     }
     lua_pop(L, 1);
     if (!(scale[0] > 0 && scale[1] > 0 && isfinite(scale[0]) && isfinite(scale[1]))) {
@@ -201,15 +208,20 @@ static int l_upsample(lua_State *L) {
     check_options(L, 2, "upsample", upsample_options);
     const char *mode_name = lcnn_opt_string_field(L, 2, "upsample", "mode", "nearest");
     cnn_upsample_mode mode;
-    if (strcmp(mode_name, "nearest") == 0) mode = CNN_UPSAMPLE_NEAREST;
-    else if (strcmp(mode_name, "bilinear") == 0) mode = CNN_UPSAMPLE_BILINEAR;
-    else return luaL_error(L, "upsample: option 'mode' must be \"nearest\" or \"bilinear\", got \"%s\"", mode_name);
+    if (strcmp(mode_name, "nearest") == 0)
+        mode = CNN_UPSAMPLE_NEAREST;
+    else if (strcmp(mode_name, "bilinear") == 0)
+        mode = CNN_UPSAMPLE_BILINEAR;
+    else
+        return luaL_error(L, "upsample: option 'mode' must be \"nearest\" or \"bilinear\", got \"%s\"",
+                          mode_name);
     const int ndim = cnn_ndim(input);
     if (ndim < 2) return luaL_error(L, "upsample: expected a 3-d or 4-d input but got %d dimensions", ndim);
     const int64_t h = cnn_size(input, ndim - 2), w = cnn_size(input, ndim - 1);
     int64_t out[2];
     const int by_size = has_field(L, 2, "size"), by_scale = has_field(L, 2, "scale");
-    if (by_size && by_scale) return luaL_error(L, "upsample: give either option 'size' or option 'scale', not both");
+    if (by_size && by_scale)
+        return luaL_error(L, "upsample: give either option 'size' or option 'scale', not both");
     if (by_size) {
         int32_t size[2];
         lcnn_opt_pair_field(L, 2, "upsample", "size", size, 0);
@@ -218,7 +230,8 @@ static int l_upsample(lua_State *L) {
         double scale[2] = {2, 2};
         if (by_scale) read_scale(L, 2, scale);
         const double oh = floor((double)h * scale[0]), ow = floor((double)w * scale[1]);
-        if (oh > 1e12 || ow > 1e12) return luaL_error(L, "upsample: option 'scale' gives an output far too large");
+        if (oh > 1e12 || ow > 1e12)
+            return luaL_error(L, "upsample: option 'scale' gives an output far too large");
         out[0] = (int64_t)oh, out[1] = (int64_t)ow;
     }
     return lcnn_push(L, cnn_upsample2d(input, out[0], out[1], mode));
@@ -229,18 +242,22 @@ static int l_pad(lua_State *L) {
     int32_t pads[4] = {0, 0, 0, 0};
     if (lua_isinteger(L, 2)) {
         lua_Integer v = lua_tointeger(L, 2);
-        pads[0] = pads[1] = pads[2] = pads[3] = (int32_t)(v > INT32_MAX ? INT32_MAX : v < INT32_MIN ? INT32_MIN : v);
+        pads[0] = pads[1] = pads[2] = pads[3] = (int32_t)(v > INT32_MAX   ? INT32_MAX
+                                                          : v < INT32_MIN ? INT32_MIN
+                                                                          : v);
     } else {
         const lua_Integer n = lua_type(L, 2) == LUA_TTABLE ? luaL_len(L, 2) : -1;
         if (n != 2 && n != 4)
-            return luaL_error(L, "pad: pads must be a table {left, right} or {left, right, top, bottom}, got %s",
-                              n < 0 ? luaL_typename(L, 2) : lua_pushfstring(L, "a table of %d values", (int)n));
+            return luaL_error(
+                L, "pad: pads must be a table {left, right} or {left, right, top, bottom}, got %s",
+                n < 0 ? luaL_typename(L, 2) : lua_pushfstring(L, "a table of %d values", (int)n));
         for (int k = 0; k < n; k++) {
             lua_geti(L, 2, k + 1);
             int isint;
             lua_Integer v = lua_tointegerx(L, -1, &isint);
             if (!isint || v > INT32_MAX || v < INT32_MIN)
-                return luaL_error(L, "pad: pads must be integers, got %s in position %d", luaL_typename(L, -1), k + 1);
+                return luaL_error(L, "pad: pads must be integers, got %s in position %d",
+                                  luaL_typename(L, -1), k + 1);
             pads[k] = (int32_t)v;
             lua_pop(L, 1);
         }
@@ -254,12 +271,15 @@ static int l_pad(lua_State *L) {
     for (int k = 0; modes[k]; k++)
         if (strcmp(modes[k], mode_name) == 0) mode = k;
     if (mode < 0)
-        return luaL_error(L, "pad: mode must be constant, reflect, replicate or circular, got \"%s\"", mode_name);
+        return luaL_error(L, "pad: mode must be constant, reflect, replicate or circular, got \"%s\"",
+                          mode_name);
     float value = 0;
     if (!lua_isnoneornil(L, 4)) {
-        if (lua_type(L, 4) != LUA_TNUMBER) return luaL_error(L, "pad: value must be a number, got %s", luaL_typename(L, 4));
+        if (lua_type(L, 4) != LUA_TNUMBER)
+            return luaL_error(L, "pad: value must be a number, got %s", luaL_typename(L, 4));
         if (mode != CNN_PAD_CONSTANT)
-            return luaL_error(L, "pad: a fill value only applies to mode \"constant\", not \"%s\"", mode_name);
+            return luaL_error(L, "pad: a fill value only applies to mode \"constant\", not \"%s\"",
+                              mode_name);
         value = (float)lua_tonumber(L, 4);
     }
     return lcnn_push(L, cnn_pad2d(input, pads, (cnn_pad_mode)mode, value));

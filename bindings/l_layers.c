@@ -149,17 +149,18 @@ static int l_nll_loss(lua_State *L) { return class_loss(L, "nll_loss", false); }
 
 /* ---- regression and binary losses --------------------------------------------------------------- */
 
-static int l_mse_loss(lua_State *L) {
+typedef cnn_tensor *(*distance_loss_fn)(cnn_tensor *, cnn_tensor *, cnn_reduction);
+
+/* fname(input, target, {reduction="mean"}) */
+static int distance_loss(lua_State *L, const char *fname, distance_loss_fn loss) {
     cnn_tensor *input = lcnn_check(L, 1), *target = lcnn_check(L, 2);
-    cnn_reduction r = opt_reduction(L, check_options(L, 3), "mse_loss");
-    return lcnn_push(L, cnn_mse_loss(input, target, r));
+    cnn_reduction r = opt_reduction(L, check_options(L, 3), fname);
+    return lcnn_push(L, loss(input, target, r));
 }
 
-static int l_l1_loss(lua_State *L) {
-    cnn_tensor *input = lcnn_check(L, 1), *target = lcnn_check(L, 2);
-    cnn_reduction r = opt_reduction(L, check_options(L, 3), "l1_loss");
-    return lcnn_push(L, cnn_l1_loss(input, target, r));
-}
+static int l_mse_loss(lua_State *L) { return distance_loss(L, "mse_loss", cnn_mse_loss); }
+
+static int l_l1_loss(lua_State *L) { return distance_loss(L, "l1_loss", cnn_l1_loss); }
 
 /* cnn.bce_loss(probs, target, {weight=nil, reduction="mean"}) */
 static int l_bce_loss(lua_State *L) {

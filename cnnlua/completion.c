@@ -275,10 +275,28 @@ static char *next_candidate(const char *text, int state) {
     return next < candidate_count ? strdup(candidates[next++]) : NULL;
 }
 
+/* Whether position end of the line lies inside a string literal or a comment, where words are
+ * not names. Long brackets ([[ ]]) are not tracked: they are rare on a prompt line. */
+static int in_string_or_comment(const char *line, int end) {
+    char quote = 0;
+    for (int i = 0; i < end && line[i]; i++) {
+        char c = line[i];
+        if (quote) {
+            if (c == '\\' && i + 1 < end) i++; /* an escaped character */
+            else if (c == quote) quote = 0;
+        } else if (c == '"' || c == '\'') {
+            quote = c;
+        } else if (c == '-' && line[i + 1] == '-' && i + 1 < end) {
+            return 1;
+        }
+    }
+    return quote != 0;
+}
+
 static char **complete(const char *text, int start, int end) {
-    (void)start;
     (void)end;
     rl_attempted_completion_over = 1; /* never fall back to file names */
+    if (in_string_or_comment(rl_line_buffer, start)) return NULL;
     collect_candidates(completion_state, text);
     if (candidate_count == 0) return NULL;
     rl_completion_append_character = candidate_count == 1 ? candidate_suffix[0] : '\0';

@@ -36,8 +36,8 @@ static void adaptive_plane_backward(const adaptive_plan *p, const float *go, flo
 }
 
 static adaptive_plan plan_of(const cnn_tensor *input, int64_t out_h, int64_t out_w) {
-    adaptive_plan p = {.H = input->shape[input->ndim - 2], .W = input->shape[input->ndim - 1],
-                       .oH = out_h, .oW = out_w};
+    adaptive_plan p = {
+        .H = input->shape[input->ndim - 2], .W = input->shape[input->ndim - 1], .oH = out_h, .oW = out_w};
     p.planes = cnn_spatial_count(input);
     return p;
 }
@@ -45,8 +45,8 @@ static adaptive_plan plan_of(const cnn_tensor *input, int64_t out_h, int64_t out
 static cnn_status adaptive_avg_pool2d_backward(cnn_node *node, cnn_tensor *grad_output,
                                                cnn_tensor **grad_inputs) {
     const cnn_tensor *input = node->inputs[0];
-    const adaptive_plan p = plan_of(input, grad_output->shape[grad_output->ndim - 2],
-                                    grad_output->shape[grad_output->ndim - 1]);
+    const adaptive_plan p =
+        plan_of(input, grad_output->shape[grad_output->ndim - 2], grad_output->shape[grad_output->ndim - 1]);
     cnn_tensor *go_tmp = NULL;
     const float *go = cnn_read_ptr(grad_output, &go_tmp);
     cnn_tensor *gi = go ? cnn_spatial_zeros_like(input) : NULL;

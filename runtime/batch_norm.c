@@ -16,13 +16,13 @@
  *   training: dx = weight * invstd * (dy - sum(dy)/M - xhat * sum(dy*xhat)/M)
  *             (the batch statistics depend on x, which gives the two subtracted terms)
  *   eval:     dx = weight * invstd * dy
- * Every pass is a loop per channel over its strips; channels run in parallel. */
+ * Every pass is a loop per channel over its strips; channels run in parallel, in one parallel
+ * region per call, and each channel first looks at the interrupt flag. */
 #include <math.h>
 #include <stdlib.h>
 
 #include "internal.h"
 
-enum { ELEMENTS_PER_POLL = 1 << 18 };
 enum { PARALLEL_MIN_ELEMENTS = 1 << 15 };
 
 /* What backward needs besides the input: per-channel statistics and the weight as they were in
@@ -56,35 +56,35 @@ static inline float *channel_at(const cnn_tensor *t, int64_t c) { return cnn_ptr
 
 /* ---- per-channel kernels ----------------------------------------------------------------------- */
 
-/* Batch mean and biased variance of channel c, in two passes for accuracy. */
+/* Batch mean and biased variance of channel c in one pass. The values are shifted by the channel's
+ * first value before summing x and x^2 (in double), which keeps the subtraction in
+ * var = E[d^2] - E[d]^2 from cancelling when the mean is large compared with the spread. */
 static void channel_moments(const float *x, bn_geometry g, int64_t c, double *mean, double *var) {
-    double sum = 0.0;
+    const double pivot = x[c * g.S];
+    double sum = 0.0, squares = 0.0;
     for (int64_t n = 0; n < g.N; n++) {
         const float *strip = x + (n * g.C + c) * g.S; // (S)
-#pragma omp simd reduction(+ : sum)
-        for (int64_t s = 0; s < g.S; s++) sum += strip[s];
-    }
-    double m = sum / (double)(g.N * g.S);
-    double squares = 0.0;
-    for (int64_t n = 0; n < g.N; n++) {
-        const float *strip = x + (n * g.C + c) * g.S;
-#pragma omp simd reduction(+ : squares)
+#pragma omp simd reduction(+ : sum, squares)
         for (int64_t s = 0; s < g.S; s++) {
-            double d = strip[s] - m;
+            double d = strip[s] - pivot;
+            sum += d;
             squares += d * d;
         }
     }
-    *mean = m;
-    *var = squares / (double)(g.N * g.S);
+    double M = (double)(g.N * g.S);
+    double shifted_mean = sum / M;
+    *mean = pivot + shifted_mean;
+    *var = fmax(squares / M - shifted_mean * shifted_mean, 0.0);
 }
 
-/* y = x * scale + shift over channel c. */
-static void channel_affine(float *y, const float *x, bn_geometry g, int64_t c, float scale,
-                           float shift) {
+/* y = (x - mean) * scale + shift over channel c. Subtracting the mean first (rather than folding it
+ * into the shift) keeps the precision when the mean is large compared with the spread. */
+static void channel_affine(float *y, const float *x, bn_geometry g, int64_t c, float mean,
+                           float scale, float shift) {
     for (int64_t n = 0; n < g.N; n++) {
         int64_t off = (n * g.C + c) * g.S;
 #pragma omp simd
-        for (int64_t s = 0; s < g.S; s++) y[off + s] = x[off + s] * scale + shift;
+        for (int64_t s = 0; s < g.S; s++) y[off + s] = (x[off + s] - mean) * scale + shift;
     }
 }
 
@@ -137,29 +137,25 @@ static cnn_status batch_norm_backward(cnn_node *node, cnn_tensor *grad_output,
     float *dwp = dweight ? cnn_ptr(dweight) : NULL;
     float *dbp = dbias ? cnn_ptr(dbias) : NULL;
 
-    int64_t per_channel = g.N * g.S;
-    int64_t channels_per_batch = ELEMENTS_PER_POLL / (per_channel > 0 ? per_channel : 1) + 1;
-    bool parallel = C > 1 && C * per_channel >= PARALLEL_MIN_ELEMENTS;
-    for (int64_t c0 = 0; c0 < C; c0 += channels_per_batch) {
-        if (cnn_interrupted()) {
-            status = cnn_fail(CNN_ERR_INTERRUPTED, "batch_norm: interrupted in backward");
-            goto fail;
-        }
-        int64_t c1 = c0 + channels_per_batch < C ? c0 + channels_per_batch : C;
+    bool parallel = C > 1 && C * g.N * g.S >= PARALLEL_MIN_ELEMENTS;
 #pragma omp parallel for schedule(static) if (parallel)
-        for (int64_t c = c0; c < c1; c++) {
-            float mean = ctx->mean[c], invstd = ctx->invstd[c], w = ctx->weight[c];
-            double sum_dy, sum_dy_centered;
-            channel_grad_sums(dy, x, g, c, mean, &sum_dy, &sum_dy_centered);
-            if (dbp) dbp[c] = (float)sum_dy;
-            if (dwp) dwp[c] = (float)(sum_dy_centered * invstd);
-            if (!dxp) continue;
-            if (ctx->training)
-                channel_input_grad(dxp, dy, x, g, c, w * invstd, (float)(sum_dy / M), mean,
-                                   (float)(sum_dy_centered * invstd * invstd / M));
-            else
-                channel_input_grad(dxp, dy, x, g, c, w * invstd, 0.0f, mean, 0.0f);
-        }
+    for (int64_t c = 0; c < C; c++) {
+        if (cnn_interrupted()) continue;
+        float mean = ctx->mean[c], invstd = ctx->invstd[c], w = ctx->weight[c];
+        double sum_dy, sum_dy_centered;
+        channel_grad_sums(dy, x, g, c, mean, &sum_dy, &sum_dy_centered);
+        if (dbp) dbp[c] = (float)sum_dy;
+        if (dwp) dwp[c] = (float)(sum_dy_centered * invstd);
+        if (!dxp) continue;
+        if (ctx->training)
+            channel_input_grad(dxp, dy, x, g, c, w * invstd, (float)(sum_dy / M), mean,
+                               (float)(sum_dy_centered * invstd * invstd / M));
+        else
+            channel_input_grad(dxp, dy, x, g, c, w * invstd, 0.0f, mean, 0.0f);
+    }
+    if (cnn_interrupted()) {
+        status = cnn_fail(CNN_ERR_INTERRUPTED, "batch_norm: interrupted in backward");
+        goto fail;
     }
     cnn_release(x_tmp);
     cnn_release(dy_tmp);
@@ -218,30 +214,26 @@ static bool check_arguments(cnn_tensor *input, cnn_tensor *running_mean, cnn_ten
 static cnn_status normalise(float *y, const float *x, bn_geometry g, bn_ctx *ctx,
                             cnn_tensor *running_mean, cnn_tensor *running_var, cnn_tensor *bias,
                             float eps, double *batch_var) {
-    int64_t per_channel = g.N * g.S;
-    int64_t channels_per_batch = ELEMENTS_PER_POLL / (per_channel > 0 ? per_channel : 1) + 1;
-    bool parallel = g.C > 1 && g.C * per_channel >= PARALLEL_MIN_ELEMENTS;
-    for (int64_t c0 = 0; c0 < g.C; c0 += channels_per_batch) {
-        if (cnn_interrupted()) return cnn_fail(CNN_ERR_INTERRUPTED, "batch_norm: interrupted");
-        int64_t c1 = c0 + channels_per_batch < g.C ? c0 + channels_per_batch : g.C;
+    bool parallel = g.C > 1 && g.C * g.N * g.S >= PARALLEL_MIN_ELEMENTS;
 #pragma omp parallel for schedule(static) if (parallel)
-        for (int64_t c = c0; c < c1; c++) {
-            double mean, var;
-            if (ctx->training) {
-                channel_moments(x, g, c, &mean, &var);
-                batch_var[c] = var;
-            } else {
-                mean = *channel_at(running_mean, c);
-                var = *channel_at(running_var, c);
-            }
-            float invstd = (float)(1.0 / sqrt(var + eps));
-            float shift = bias ? *channel_at(bias, c) : 0.0f;
-            float scale = invstd * ctx->weight[c];
-            ctx->mean[c] = (float)mean;
-            ctx->invstd[c] = invstd;
-            channel_affine(y, x, g, c, scale, shift - (float)mean * scale);
+    for (int64_t c = 0; c < g.C; c++) {
+        if (cnn_interrupted()) continue;
+        double mean, var;
+        if (ctx->training) {
+            channel_moments(x, g, c, &mean, &var);
+            batch_var[c] = var;
+        } else {
+            mean = *channel_at(running_mean, c);
+            var = *channel_at(running_var, c);
         }
+        float invstd = (float)(1.0 / sqrt(var + eps));
+        float shift = bias ? *channel_at(bias, c) : 0.0f;
+        float scale = invstd * ctx->weight[c];
+        ctx->mean[c] = (float)mean;
+        ctx->invstd[c] = invstd;
+        channel_affine(y, x, g, c, (float)mean, scale, shift);
     }
+    if (cnn_interrupted()) return cnn_fail(CNN_ERR_INTERRUPTED, "batch_norm: interrupted");
     return CNN_OK;
 }
 

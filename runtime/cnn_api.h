@@ -310,3 +310,148 @@ const char *cnn_safetensors_metadata(const cnn_safetensors *f);
 /* IDX files (MNIST format), gzip-compressed or not. Images become (N, 1, H, W) scaled to [0, 1]
  * when scale is set; labels become (N) floats holding the stored 0-based values. */
 cnn_tensor *cnn_idx_load(const char *path, int scale);
+
+/* ---- augmentation and images ---- */
+/* Augmentation runs a pipeline of stages over a batch (N, C, H, W) or one image (C, H, W) and returns
+ * a new tensor (not differentiable). Each image draws its randomness from its own generator, seeded
+ * from (seed, index in the batch): the result depends on the seed alone, never on the thread count.
+ * A stage added with probability p runs on each image with probability p, independently. Ranges are
+ * {low, high} pairs drawn uniformly; low == high makes a stage deterministic.
+ *
+ *   cnn_aug_pipeline *p = cnn_aug_pipeline_new();
+ *   cnn_aug_affine a = cnn_aug_affine_defaults();
+ *   a.rotation[0] = -20; a.rotation[1] = 20; a.flip_horizontal = 0.5f;
+ *   cnn_aug_add_affine(p, &a, 1.0f);
+ *   cnn_tensor *y = cnn_aug_apply(p, x, 42);
+ *   cnn_aug_pipeline_free(p);
+ *
+ * A pipeline is read-only once built, so several threads may apply it at the same time. */
+typedef struct cnn_aug_pipeline cnn_aug_pipeline;
+
+/* How a sample that falls outside the image is filled (Keras' fill_mode, scipy.ndimage's modes):
+ * nearest aaaa|abcd|dddd, constant kkkk|abcd|kkkk (k = cval), reflect dcba|abcd|dcba,
+ * wrap abcd|abcd|abcd. */
+typedef enum cnn_fill_mode {
+    CNN_FILL_NEAREST = 0, CNN_FILL_CONSTANT = 1, CNN_FILL_REFLECT = 2, CNN_FILL_WRAP = 3
+} cnn_fill_mode;
+typedef enum cnn_sampling { CNN_SAMPLE_NEAREST = 0, CNN_SAMPLE_BILINEAR = 1 } cnn_sampling;
+/* Units of a shift range: a fraction of the width/height, pixels, or whole pixels (integers). */
+typedef enum cnn_shift_units { CNN_SHIFT_FRACTION = 0, CNN_SHIFT_PIXELS = 1, CNN_SHIFT_WHOLE_PIXELS = 2 } cnn_shift_units;
+
+/* One affine warp per image, composed as Keras' ImageDataGenerator does (rotation, shift, shear,
+ * zoom about the image centre; flips after the warp). */
+typedef struct cnn_aug_affine {
+    float rotation[2];       /* degrees; positive turns the content counter-clockwise */
+    float shift_x[2];        /* positive moves the content right */
+    float shift_y[2];        /* positive moves the content down */
+    int32_t shift_x_units, shift_y_units; /* cnn_shift_units */
+    float zoom_x[2];         /* Keras zoom: the sampling step, > 1 shows more of the image, smaller */
+    float zoom_y[2];
+    int32_t zoom_same;       /* draw one factor (from zoom_x) for both axes */
+    float shear[2];          /* degrees, Keras' shear matrix */
+    float flip_horizontal;   /* probabilities */
+    float flip_vertical;
+    int32_t fill_mode;       /* cnn_fill_mode */
+    float cval;              /* the fill value of CNN_FILL_CONSTANT */
+    int32_t sampling;        /* cnn_sampling */
+} cnn_aug_affine;
+cnn_aug_affine cnn_aug_affine_defaults(void); /* the identity, bilinear, fill nearest */
+
+/* A random size[0] x size[1] window of the image padded by (left, right, top, bottom). */
+typedef struct cnn_aug_crop {
+    int32_t size[2];
+    int32_t padding[4];
+    int32_t pad_mode;        /* cnn_pad_mode: constant, reflect (dcb|abcd|cba), replicate, circular */
+    float pad_value;
+    int32_t pad_if_needed;   /* pad images smaller than size (evenly on both sides) instead of failing */
+} cnn_aug_crop;
+
+/* torchvision's RandomResizedCrop: a window of scale x the area with aspect ratio (w / h) in ratio
+ * (drawn log-uniformly), resized to size. */
+typedef struct cnn_aug_resized_crop {
+    int32_t size[2];
+    float scale[2];
+    float ratio[2];
+    int32_t sampling;        /* cnn_sampling */
+} cnn_aug_resized_crop;
+
+/* torchvision's ColorJitter on images in [0, 1], results clamped to [0, 1]. Factors are drawn from
+ * the ranges ({1, 1} and hue {0, 0} leave the image alone) and applied in a random order per image.
+ * Saturation and hue need 3 channels (RGB); brightness and contrast work on any channel count. */
+typedef struct cnn_aug_color {
+    float brightness[2];     /* multiplies */
+    float contrast[2];       /* blends with the mean gray level */
+    float saturation[2];     /* blends with the grayscale image */
+    float hue[2];            /* shift in turns of the colour wheel, within [-0.5, 0.5] */
+} cnn_aug_color;
+
+/* torchvision's RandomErasing: a rectangle of scale x the area, aspect ratio (h / w) in ratio, filled
+ * with values (one, or one per channel) or with standard normal noise when random_fill is set. */
+typedef struct cnn_aug_erasing {
+    float scale[2];
+    float ratio[2];
+    int32_t random_fill;
+} cnn_aug_erasing;
+
+cnn_aug_pipeline *cnn_aug_pipeline_new(void);
+void cnn_aug_pipeline_free(cnn_aug_pipeline *p);
+int cnn_aug_pipeline_length(const cnn_aug_pipeline *p);
+/* Stages, in the order they run. prob is the chance that an image goes through the stage. */
+cnn_status cnn_aug_add_affine(cnn_aug_pipeline *p, const cnn_aug_affine *o, float prob);
+/* Exact flips (no resampling), each with its own probability. */
+cnn_status cnn_aug_add_flip(cnn_aug_pipeline *p, float p_horizontal, float p_vertical);
+/* Crops change the image size, so they always run. */
+cnn_status cnn_aug_add_crop(cnn_aug_pipeline *p, const cnn_aug_crop *o);
+cnn_status cnn_aug_add_resized_crop(cnn_aug_pipeline *p, const cnn_aug_resized_crop *o);
+cnn_status cnn_aug_add_color(cnn_aug_pipeline *p, const cnn_aug_color *o, float prob);
+/* x + mean + std * N(0, 1) per element, clamped to [0, 1] when clip is set. */
+cnn_status cnn_aug_add_noise(cnn_aug_pipeline *p, float mean, float std, int clip, float prob);
+/* values: n_values numbers (1 or the channel count); ignored with random_fill. */
+cnn_status cnn_aug_add_erasing(cnn_aug_pipeline *p, const cnn_aug_erasing *o, const float *values,
+                               int n_values, float prob);
+/* (x - mean[c]) / std[c]; n is 1 (all channels) or the channel count. */
+cnn_status cnn_aug_add_normalize(cnn_aug_pipeline *p, const float *mean, const float *std, int n);
+/* Keras' channel_shift_range: one offset from [-range, range] added to every channel, the result
+ * clipped to the image's own [min, max]. */
+cnn_status cnn_aug_add_channel_shift(cnn_aug_pipeline *p, float range, float prob);
+/* Keras' samplewise_center / samplewise_std_normalization: per image, subtract the mean and/or divide
+ * by (std + 1e-6). */
+cnn_status cnn_aug_add_standardize(cnn_aug_pipeline *p, int center, int scale);
+/* With probability prob run the next count stages, otherwise skip all of them (a group probability). */
+cnn_status cnn_aug_add_gate(cnn_aug_pipeline *p, float prob, int count);
+/* Output size of the pipeline for (C, H, W) images, without running it; CNN_OK or an error naming the
+ * stage that does not fit. */
+cnn_status cnn_aug_output_shape(const cnn_aug_pipeline *p, const int64_t in_chw[3], int64_t out_chw[3]);
+cnn_tensor *cnn_aug_apply(const cnn_aug_pipeline *p, cnn_tensor *x, uint64_t seed);
+
+/* Images: files hold 8 bits per sample; tensors are (C, H, W) in [0, 1]. channels = 0 keeps the file's
+ * own layout (1 gray, 2 gray + alpha, 3 RGB, 4 RGBA); 1..4 converts. PNG, JPEG, BMP, TGA, GIF (first
+ * frame), PSD, PNM and HDR decode; errors name the file and the decoder's reason. */
+cnn_tensor *cnn_image_load(const char *path, int channels);
+cnn_tensor *cnn_image_decode(const void *bytes, size_t n, int channels, const char *name);
+/* Writes PNG, JPEG (quality 1..100) or BMP, chosen by the extension of path, from (C, H, W) with C in
+ * {1, 2, 3, 4} (JPEG and BMP: 1 or 3 or 4) or (H, W), clamped to [0, 1]. Atomic: temp file + rename. */
+cnn_status cnn_image_save(const char *path, cnn_tensor *image, int quality);
+typedef enum cnn_resize_mode { CNN_RESIZE_NEAREST = 0, CNN_RESIZE_BILINEAR = 1, CNN_RESIZE_AREA = 2 } cnn_resize_mode;
+/* Resizes the last two dims of (H, W), (C, H, W) or (N, C, H, W). Nearest and bilinear follow
+ * cnn_upsample2d; area averages the input pixels each output pixel covers (with fractional edges). */
+cnn_tensor *cnn_image_resize(cnn_tensor *image, int64_t out_h, int64_t out_w, cnn_resize_mode mode);
+/* torchvision's make_grid: (N, C, H, W) -> (C, rows * (H + padding) + padding, ...), nrow images per
+ * row. normalize maps [low, high] (the batch's min/max, or each image's with scale_each, or range
+ * when use_range is set) to [0, 1]. */
+typedef struct cnn_grid_options {
+    int32_t nrow;
+    int32_t padding;
+    float pad_value;
+    int32_t normalize;
+    int32_t scale_each;
+    int32_t use_range;
+    float range[2];
+} cnn_grid_options;
+cnn_grid_options cnn_grid_defaults(void);
+cnn_tensor *cnn_image_grid(cnn_tensor *batch, const cnn_grid_options *o);
+
+/* CIFAR-10/100 binary batches: records of label_bytes label bytes and 3072 image bytes. Returns the
+ * images (N, 3, 32, 32) in [0, 1] and, in *labels, label byte label_index of each record as a 0-based
+ * float (N). */
+cnn_tensor *cnn_cifar_load(const char *path, int label_bytes, int label_index, cnn_tensor **labels);

@@ -6,10 +6,12 @@
 #include "conv_shape.h"
 
 cnn_conv2d_options cnn_conv2d_defaults(void) {
-    cnn_conv2d_options o = {
-        .stride = {1, 1}, .padding = {0, 0}, .dilation = {1, 1}, .groups = 1,
-        .padding_mode = CNN_PAD_EXPLICIT, .output_padding = {0, 0},
-    };
+    cnn_conv2d_options o = {.stride = {1, 1},
+                            .padding = {0, 0},
+                            .dilation = {1, 1},
+                            .groups = 1,
+                            .padding_mode = CNN_PAD_EXPLICIT,
+                            .output_padding = {0, 0}};
     return o;
 }
 
@@ -34,7 +36,7 @@ static cnn_status conv2d_backward(cnn_node *node, cnn_tensor *grad_output, cnn_t
         const cnn_tensor *input_like = input ? input : node->inputs[0];
         const cnn_tensor *weight_like = weight ? weight : node->inputs[1];
         cnn_conv_plan plan = cnn_conv_make_plan(input_like->shape, weight_like->shape, node->ints,
-                                       grad_output->shape[2], grad_output->shape[3]);
+                                                grad_output->shape[2], grad_output->shape[3]);
         const float *x = NULL, *w = NULL;
         if (input && !(x = cnn_read_ptr(input, &in_tmp))) goto fail;
         if (weight && !(w = cnn_read_ptr(weight, &w_tmp))) goto fail;
@@ -56,8 +58,8 @@ fail:
 
 /* Resolves the padding mode into (top, left) and the output size; false + error when the kernel
  * does not fit. */
-static bool conv2d_output_size(const cnn_tensor *input, const cnn_tensor *weight,
-                               const cnn_conv2d_options *o, int64_t pad[2], int64_t out[2]) {
+static bool conv2d_output_size(const cnn_tensor *input, const cnn_tensor *weight, const cnn_conv2d_options *o,
+                               int64_t pad[2], int64_t out[2]) {
     int64_t total[2], span[2];
     bool fits = true;
     for (int d = 0; d < 2; d++) {
@@ -75,10 +77,9 @@ static bool conv2d_output_size(const cnn_tensor *input, const cnn_tensor *weight
         cnn_fail(CNN_ERR_SHAPE,
                  "conv2d: the %lldx%lld kernel (dilation %dx%d) does not fit in the padded input "
                  "%lldx%lld (input %s, weight %s, padding %lldx%lld)",
-                 (long long)weight->shape[2], (long long)weight->shape[3], o->dilation[0],
-                 o->dilation[1], (long long)(input->shape[2] + total[0]),
-                 (long long)(input->shape[3] + total[1]), cnn_shape_str(input), cnn_shape_str(weight),
-                 (long long)pad[0], (long long)pad[1]);
+                 (long long)weight->shape[2], (long long)weight->shape[3], o->dilation[0], o->dilation[1],
+                 (long long)(input->shape[2] + total[0]), (long long)(input->shape[3] + total[1]),
+                 cnn_shape_str(input), cnn_shape_str(weight), (long long)pad[0], (long long)pad[1]);
         return false;
     }
     for (int d = 0; d < 2; d++) out[d] = (input->shape[2 + d] + total[d] - span[d]) / o->stride[d] + 1;
@@ -89,8 +90,7 @@ cnn_tensor *cnn_conv2d(cnn_tensor *input, cnn_tensor *weight, cnn_tensor *bias,
                        const cnn_conv2d_options *options) {
     const cnn_conv2d_options defaults = cnn_conv2d_defaults();
     const cnn_conv2d_options *o = options ? options : &defaults;
-    if (!cnn_conv_check_ranks("conv2d", input, weight) ||
-        !cnn_conv_check_options("conv2d", o, input, weight))
+    if (!cnn_conv_check_ranks("conv2d", input, weight) || !cnn_conv_check_options("conv2d", o, input, weight))
         return NULL;
     const int64_t C = input->shape[1], O = weight->shape[0];
     if (!cnn_conv_check_groups("conv2d", C, O, o->groups, input, weight)) return NULL;
@@ -117,8 +117,8 @@ cnn_tensor *cnn_conv2d(cnn_tensor *input, cnn_tensor *weight, cnn_tensor *bias,
     int64_t pad[2], out_hw[2];
     if (!conv2d_output_size(input, weight, o, pad, out_hw)) return NULL;
 
-    const int64_t params[CNN_CONV_N_PARAMS] = {o->stride[0], o->stride[1], pad[0], pad[1],
-                               o->dilation[0], o->dilation[1], o->groups};
+    const int64_t params[CNN_CONV_N_PARAMS] = {o->stride[0],   o->stride[1],   pad[0],   pad[1],
+                                               o->dilation[0], o->dilation[1], o->groups};
     cnn_conv_plan plan = cnn_conv_make_plan(input->shape, weight->shape, params, out_hw[0], out_hw[1]);
     if (!cnn_conv_check_plan_size("conv2d", &plan)) return NULL;
 
@@ -129,9 +129,8 @@ cnn_tensor *cnn_conv2d(cnn_tensor *input, cnn_tensor *weight, cnn_tensor *bias,
     const float *x = cnn_read_ptr(input, &x_tmp);
     const float *w = x ? cnn_read_ptr(weight, &w_tmp) : NULL;
     const float *b = w && bias ? cnn_read_ptr(bias, &b_tmp) : NULL;
-    cnn_status st = !x || !w || (bias && !b)
-                        ? cnn_last_status()
-                        : cnn_conv_gemm_forward(&plan, x, w, b, cnn_ptr(out), "conv2d");
+    cnn_status st = !x || !w || (bias && !b) ? cnn_last_status()
+                                             : cnn_conv_gemm_forward(&plan, x, w, b, cnn_ptr(out), "conv2d");
     cnn_release(x_tmp);
     cnn_release(w_tmp);
     cnn_release(b_tmp);

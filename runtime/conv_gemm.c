@@ -2,22 +2,27 @@
  * O output channels, G groups, Cg = C/G, Og = O/G, K = Cg*kH*kW (rows of the column matrix),
  * P = oH*oW (output positions per image), B images per chunk.
  *
- * Per chunk of B images and per group, the B column matrices are laid side by side into one
- * (K, B*P) matrix so that each sgemm is large enough for OpenBLAS to run at full speed; the chunk
- * size bounds that matrix's memory. With B == 1 the product is written straight into the NCHW
- * output, otherwise through a (Og, B*P) buffer scattered back per image. */
+ * Work goes image by image when an image has a few hundred output positions: the column matrix
+ * then stays in cache between im2col and sgemm, and the product lands in the NCHW output directly.
+ * Small images are grouped B at a time, side by side in one (K, B*P) matrix, so that each sgemm is
+ * still wide enough to run at full speed; their product goes through a (Og, B*P) buffer scattered
+ * back per image. Threads: the products use the BLAS's own; only the unfolding of multi-image
+ * chunks is spread over OpenMP threads. */
 #include "conv_gemm.h"
 
 #include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* About 16 MB of unfolded patches per chunk: large products, bounded scratch memory. */
-enum { COLUMN_BUDGET_FLOATS = 1 << 22 };
+/* Images per chunk. One image per product is fastest once an image has a few hundred output
+ * positions (the column matrix stays in cache and the product lands in the output directly); small
+ * images are grouped until the product is about TARGET_COLUMNS wide, within COLUMN_BUDGET_FLOATS
+ * of unfolded patches. */
+enum { TARGET_COLUMNS = 256, COLUMN_BUDGET_FLOATS = 1 << 20 };
 
 static int64_t images_per_chunk(const cnn_conv_plan *p, int64_t K, int64_t P) {
-    int64_t per_image = K * P;
-    int64_t b = per_image > 0 ? COLUMN_BUDGET_FLOATS / per_image : p->batch;
+    int64_t b = P > 0 ? (TARGET_COLUMNS + P - 1) / P : p->batch;
+    if (K * P > 0 && b > COLUMN_BUDGET_FLOATS / (K * P)) b = COLUMN_BUDGET_FLOATS / (K * P);
     if (b > p->batch) b = p->batch;
     return b < 1 ? 1 : b;
 }
@@ -29,8 +34,7 @@ static float *scratch_floats(int64_t n) {
 }
 
 static cnn_status out_of_memory(const char *op, int64_t floats) {
-    return cnn_fail(CNN_ERR_MEMORY, "%s: out of memory for a %lld-float work buffer", op,
-                    (long long)floats);
+    return cnn_fail(CNN_ERR_MEMORY, "%s: out of memory for a %lld-float work buffer", op, (long long)floats);
 }
 
 /* Fills (N, O, P) with the bias of each channel, or zeros. */
@@ -64,7 +68,7 @@ cnn_status cnn_conv_gemm_forward(const cnn_conv_plan *p, const float *input, con
         return CNN_OK;
     }
     const int64_t chunk = images_per_chunk(p, K, P);
-    float *col = scratch_floats(K * chunk * P);                   // (K, B*P)
+    float *col = scratch_floats(K * chunk * P);                      // (K, B*P)
     float *prod = chunk > 1 ? scratch_floats(Og * chunk * P) : NULL; // (Og, B*P)
     cnn_status st = CNN_OK;
     if (!col || (chunk > 1 && !prod)) {
@@ -82,8 +86,8 @@ cnn_status cnn_conv_gemm_forward(const cnn_conv_plan *p, const float *input, con
             const float *w = weight + grp * Og * K; // (Og, K)
             if (B == 1) {
                 float *dst = output + (n0 * O + grp * Og) * P; // (Og, P)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)Og, (int)P, (int)K, 1.0f,
-                            w, (int)K, col, (int)P, 0.0f, dst, (int)P);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)Og, (int)P, (int)K, 1.0f, w,
+                            (int)K, col, (int)P, 0.0f, dst, (int)P);
                 if (bias)
                     for (int64_t o = 0; o < Og; o++) {
                         const float v = bias[grp * Og + o];
@@ -91,13 +95,12 @@ cnn_status cnn_conv_gemm_forward(const cnn_conv_plan *p, const float *input, con
                     }
                 continue;
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)Og, (int)BP, (int)K, 1.0f, w,
-                        (int)K, col, (int)BP, 0.0f, prod, (int)BP);
-#pragma omp parallel for schedule(static)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)Og, (int)BP, (int)K, 1.0f, w, (int)K,
+                        col, (int)BP, 0.0f, prod, (int)BP);
             for (int64_t b = 0; b < B; b++)
                 for (int64_t o = 0; o < Og; o++) {
                     float *dst = output + ((n0 + b) * O + grp * Og + o) * P; // (P)
-                    const float *src = prod + o * BP + b * P;                 // (P)
+                    const float *src = prod + o * BP + b * P;                // (P)
                     const float v = bias ? bias[grp * Og + o] : 0.0f;
                     for (int64_t i = 0; i < P; i++) dst[i] = src[i] + v;
                 }
@@ -121,7 +124,7 @@ cnn_status cnn_conv_gemm_backward(const cnn_conv_plan *p, const float *input, co
     if (N == 0 || O == 0 || P == 0 || K == 0 || (!grad_input && !grad_weight)) return CNN_OK;
 
     const int64_t chunk = images_per_chunk(p, K, P);
-    float *col = scratch_floats(K * chunk * P);                     // (K, B*P)
+    float *col = scratch_floats(K * chunk * P);                          // (K, B*P)
     float *gathered = chunk > 1 ? scratch_floats(Og * chunk * P) : NULL; // (Og, B*P)
     cnn_status st = CNN_OK;
     if (!col || (chunk > 1 && !gathered)) {
@@ -138,7 +141,6 @@ cnn_status cnn_conv_gemm_backward(const cnn_conv_plan *p, const float *input, co
             // go: this group's output gradient for the chunk as one (Og, B*P) matrix
             const float *go = grad_output + (n0 * O + grp * Og) * P;
             if (B > 1) {
-#pragma omp parallel for schedule(static)
                 for (int64_t b = 0; b < B; b++)
                     for (int64_t o = 0; o < Og; o++)
                         memcpy(gathered + o * BP + b * P, grad_output + ((n0 + b) * O + grp * Og + o) * P,
@@ -149,8 +151,7 @@ cnn_status cnn_conv_gemm_backward(const cnn_conv_plan *p, const float *input, co
                 unfold_chunk(p, input + (n0 * C + grp * Cg) * HW, B, col);
                 // grad_weight_g (Og, K) += go (Og, B*P) x col^T (B*P, K)
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)Og, (int)K, (int)BP, 1.0f, go,
-                            (int)BP, col, (int)BP, n0 == 0 ? 0.0f : 1.0f, grad_weight + grp * Og * K,
-                            (int)K);
+                            (int)BP, col, (int)BP, n0 == 0 ? 0.0f : 1.0f, grad_weight + grp * Og * K, (int)K);
             }
             if (grad_input) {
                 // col (K, B*P) = weight_g^T (K, Og) x go (Og, B*P), folded back onto the images
@@ -168,17 +169,24 @@ done:
     return st;
 }
 
-void cnn_conv_bias_grad(const float *grad, int64_t batch, int64_t channels, int64_t plane,
-                        float *grad_bias) {
-#pragma omp parallel for if (channels > 1 && batch * channels * plane > 32768) schedule(static)
+/* Sum of n floats with independent partial sums, which the compiler keeps in vector lanes (a single
+ * running float sum must stay sequential under strict floating-point rules). */
+static float sum_floats(const float *x, int64_t n) {
+    enum { LANES = 16 };
+    float part[LANES] = {0};
+    int64_t i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int k = 0; k < LANES; k++) part[k] += x[i + k];
+    float s = 0;
+    for (; i < n; i++) s += x[i];
+    for (int k = 0; k < LANES; k++) s += part[k];
+    return s;
+}
+
+void cnn_conv_bias_grad(const float *grad, int64_t batch, int64_t channels, int64_t plane, float *grad_bias) {
     for (int64_t c = 0; c < channels; c++) {
         double total = 0;
-        for (int64_t n = 0; n < batch; n++) {
-            const float *src = grad + (n * channels + c) * plane; // (plane)
-            float s = 0;
-            for (int64_t i = 0; i < plane; i++) s += src[i];
-            total += s;
-        }
+        for (int64_t n = 0; n < batch; n++) total += sum_floats(grad + (n * channels + c) * plane, plane);
         grad_bias[c] = (float)total;
     }
 }

@@ -32,7 +32,6 @@ cnn_status cnn_conv_gemm_backward(const cnn_conv_plan *p, const float *input, co
                                   const char *op);
 
 /* grad_bias (channels) = sum over n and the plane of grad (N, channels, plane). */
-void cnn_conv_bias_grad(const float *grad, int64_t batch, int64_t channels, int64_t plane,
-                        float *grad_bias);
+void cnn_conv_bias_grad(const float *grad, int64_t batch, int64_t channels, int64_t plane, float *grad_bias);
 
 #endif /* CNN_CONV_GEMM_H */

@@ -87,8 +87,8 @@ static bool transpose_output_size(const cnn_tensor *input, const cnn_tensor *wei
         out[d] = (input->shape[2 + d] - 1) * o->stride[d] - 2 * pad[d] +
                  (int64_t)o->dilation[d] * (weight->shape[2 + d] - 1) + op_d + 1;
     }
-    if (out[0] < 1 || out[1] < 1 || weight->shape[2] < 1 || weight->shape[3] < 1 ||
-        input->shape[2] < 1 || input->shape[3] < 1) {
+    if (out[0] < 1 || out[1] < 1 || weight->shape[2] < 1 || weight->shape[3] < 1 || input->shape[2] < 1 ||
+        input->shape[3] < 1) {
         cnn_fail(CNN_ERR_SHAPE,
                  "%s: the output would be %lldx%lld, it must be at least 1x1 (input %s, weight %s, "
                  "%s)",
@@ -108,17 +108,16 @@ cnn_tensor *cnn_conv_transpose2d(cnn_tensor *input, cnn_tensor *weight, cnn_tens
         return NULL;
     const int64_t C = input->shape[1], O = weight->shape[1] * o->groups;
     if (weight->shape[0] != C)
-        return cnn_fail_null(CNN_ERR_SHAPE,
-                             "%s: input has %lld channels but weight expects %lld (input %s, weight %s)",
-                             op, (long long)C, (long long)weight->shape[0], cnn_shape_str(input),
-                             cnn_shape_str(weight));
+        return cnn_fail_null(
+            CNN_ERR_SHAPE, "%s: input has %lld channels but weight expects %lld (input %s, weight %s)", op,
+            (long long)C, (long long)weight->shape[0], cnn_shape_str(input), cnn_shape_str(weight));
     if (!cnn_conv_check_groups(op, C, O, o->groups, input, weight) ||
         !cnn_conv_check_bias(op, bias, O, weight))
         return NULL;
     int64_t pad[2], out_hw[2];
     if (!transpose_output_size(input, weight, o, pad, out_hw)) return NULL;
 
-    const int64_t params[CNN_CONV_N_PARAMS] = {o->stride[0], o->stride[1], pad[0], pad[1],
+    const int64_t params[CNN_CONV_N_PARAMS] = {o->stride[0],   o->stride[1],   pad[0],   pad[1],
                                                o->dilation[0], o->dilation[1], o->groups};
     const int64_t out_shape[4] = {input->shape[0], O, out_hw[0], out_hw[1]};
     cnn_conv_plan plan = adjoint_plan(out_shape, weight->shape, params, input->shape);

@@ -30,7 +30,8 @@ static inline int64_t cnn_geometry_col_rows(const cnn_conv_geometry *g) {
  * between rows (>= oH*oW), so that several images can share one wide matrix side by side. */
 void cnn_im2col(const float *image, const cnn_conv_geometry *g, float *col, int64_t col_row_stride);
 
-/* image (C, H, W) += fold(col (C*kH*kW, oH*oW)); col rows col_row_stride floats apart. */
-void cnn_col2im(const float *col, const cnn_conv_geometry *g, float *image, int64_t col_row_stride);
+/* image (C, H, W) += fold(col (C*kH*kW, oH*oW)); col rows col_row_stride floats apart. Entries of
+ * col whose source lies in the padding may be set to zero on the way (they carry nothing). */
+void cnn_col2im(float *col, const cnn_conv_geometry *g, float *image, int64_t col_row_stride);
 
 #endif /* CNN_IM2COL_H */

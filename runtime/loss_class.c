@@ -21,8 +21,8 @@
 #include <math.h>
 
 #include "internal.h"
+#include "vec_exp.h"
 
-enum { POSITIONS_PER_POLL = 1 << 14 };
 enum { PARALLEL_MIN_ELEMENTS = 1 << 15 };
 
 cnn_class_loss_options cnn_class_loss_defaults(void) {
@@ -133,10 +133,11 @@ static bool check_targets(const class_loss *L) {
 /* log(sum_c exp(x[c])) over classes lying `stride` apart, with the maximum subtracted. */
 static float log_sum_exp(const float *x, int64_t C, int64_t stride) {
     float max = -INFINITY;
-    for (int64_t c = 0; c < C; c++) max = fmaxf(max, x[c * stride]);
+    for (int64_t c = 0; c < C; c++) max = x[c * stride] > max ? x[c * stride] : max;
     if (isinf(max)) return max; /* all -inf (-> -inf) or some +inf (-> +inf) */
     double sum = 0.0;
-    for (int64_t c = 0; c < C; c++) sum += exp((double)(x[c * stride] - max));
+#pragma omp simd reduction(+ : sum)
+    for (int64_t c = 0; c < C; c++) sum += cnn_vec_expf(x[c * stride] - max);
     return max + (float)log(sum);
 }
 
@@ -175,7 +176,7 @@ static void position_grad(const class_loss *L, int64_t i, float lse, float g, do
     if (L->from_logits) {
         float total = (1.0f - ls) * wt + (float)(per_class * sum_w);
         for (int64_t c = 0; c < L->g.C; c++) {
-            float p = expf(L->x[base + c * S] - lse);
+            float p = cnn_vec_expf(L->x[base + c * S] - lse);
             dx[base + c * S] = g * (p * total - per_class * weight_of(L, c));
         }
         dx[base + target * S] -= g * (1.0f - ls) * wt;
@@ -193,23 +194,21 @@ static cnn_status forward_positions(const class_loss *L, float *lse, float *loss
     int64_t n = L->g.N * L->g.S;
     bool parallel = n * L->g.C >= PARALLEL_MIN_ELEMENTS;
     double total_loss = 0.0, total_weight = 0.0;
-    for (int64_t i0 = 0; i0 < n; i0 += POSITIONS_PER_POLL) {
-        if (cnn_interrupted()) return cnn_fail(CNN_ERR_INTERRUPTED, "%s: interrupted", L->op);
-        int64_t i1 = i0 + POSITIONS_PER_POLL < n ? i0 + POSITIONS_PER_POLL : n;
 #pragma omp parallel for schedule(static) reduction(+ : total_loss, total_weight) if (parallel)
-        for (int64_t i = i0; i < i1; i++) {
-            float l = 0.0f;
-            if (L->from_logits) {
-                int64_t b = (i / L->g.S) * L->g.C * L->g.S + i % L->g.S;
-                l = lse[i] = log_sum_exp(L->x + b, L->g.C, L->g.S);
-            }
-            double w;
-            double loss = position_loss(L, i, l, &w);
-            if (losses) losses[i] = (float)loss;
-            total_loss += loss;
-            total_weight += w;
+    for (int64_t i = 0; i < n; i++) {
+        if (cnn_interrupted()) continue;
+        float l = 0.0f;
+        if (L->from_logits) {
+            int64_t b = (i / L->g.S) * L->g.C * L->g.S + i % L->g.S;
+            l = lse[i] = log_sum_exp(L->x + b, L->g.C, L->g.S);
         }
+        double w;
+        double loss = position_loss(L, i, l, &w);
+        if (losses) losses[i] = (float)loss;
+        total_loss += loss;
+        total_weight += w;
     }
+    if (cnn_interrupted()) return cnn_fail(CNN_ERR_INTERRUPTED, "%s: interrupted", L->op);
     *loss_sum = total_loss;
     *weight_sum = total_weight;
     return CNN_OK;
@@ -244,18 +243,14 @@ static cnn_status class_loss_backward(cnn_node *node, cnn_tensor *grad_output,
         int64_t n = L.g.N * L.g.S;
         bool parallel = n * L.g.C >= PARALLEL_MIN_ELEMENTS;
         float *dxp = cnn_ptr(dx);
-        for (int64_t i0 = 0; i0 < n && status == CNN_OK; i0 += POSITIONS_PER_POLL) {
-            if (cnn_interrupted()) {
-                status = cnn_fail(CNN_ERR_INTERRUPTED, "%s: interrupted in backward", L.op);
-                break;
-            }
-            int64_t i1 = i0 + POSITIONS_PER_POLL < n ? i0 + POSITIONS_PER_POLL : n;
 #pragma omp parallel for schedule(static) if (parallel)
-            for (int64_t i = i0; i < i1; i++) {
-                float g = (L.reduction == CNN_REDUCE_NONE ? dy[i] : dy[0]) * scale;
-                position_grad(&L, i, lse ? lse[i] : 0.0f, g, sum_w, dxp);
-            }
+        for (int64_t i = 0; i < n; i++) {
+            if (cnn_interrupted()) continue;
+            float g = (L.reduction == CNN_REDUCE_NONE ? dy[i] : dy[0]) * scale;
+            position_grad(&L, i, lse ? lse[i] : 0.0f, g, sum_w, dxp);
         }
+        if (cnn_interrupted())
+            status = cnn_fail(CNN_ERR_INTERRUPTED, "%s: interrupted in backward", L.op);
     }
     for (int k = 0; k < 5; k++) cnn_release(tmp[k]);
     if (status != CNN_OK) {

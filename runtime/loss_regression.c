@@ -20,7 +20,7 @@
 
 #include "internal.h"
 
-enum { ELEMENTS_PER_POLL = 1 << 18 };
+enum { CHUNK = 1 << 14 }; /* elements per interrupt check */
 enum { PARALLEL_MIN_ELEMENTS = 1 << 15 };
 
 typedef enum pointwise_kind { LOSS_MSE, LOSS_L1, LOSS_BCE, LOSS_BCE_LOGITS } pointwise_kind;
@@ -161,16 +161,15 @@ static cnn_status pointwise_loss_backward(cnn_node *node, cnn_tensor *grad_outpu
         double scale = reduction == CNN_REDUCE_MEAN ? 1.0 / (double)n : 1.0;
         float *dxp = dx ? cnn_ptr(dx) : NULL, *dtp = dt ? cnn_ptr(dt) : NULL;
         bool parallel = n >= PARALLEL_MIN_ELEMENTS;
-        for (int64_t i0 = 0; i0 < n; i0 += ELEMENTS_PER_POLL) {
-            if (cnn_interrupted()) {
-                status = cnn_fail(CNN_ERR_INTERRUPTED, "%s: interrupted in backward", node->name);
-                break;
-            }
-            int64_t i1 = i0 + ELEMENTS_PER_POLL < n ? i0 + ELEMENTS_PER_POLL : n;
 #pragma omp parallel for schedule(static) if (parallel)
+        for (int64_t i0 = 0; i0 < n; i0 += CHUNK) {
+            if (cnn_interrupted()) continue;
+            int64_t i1 = i0 + CHUNK < n ? i0 + CHUNK : n;
             for (int64_t i = i0; i < i1; i++)
                 element_grads(&P, i, (reduction == CNN_REDUCE_NONE ? dy[i] : dy[0]) * scale, dxp, dtp);
         }
+        if (cnn_interrupted())
+            status = cnn_fail(CNN_ERR_INTERRUPTED, "%s: interrupted in backward", node->name);
     }
     for (int k = 0; k < 5; k++) cnn_release(tmp[k]);
     if (status != CNN_OK) {
@@ -189,16 +188,17 @@ static cnn_status sum_or_store(const pointwise_loss *P, int64_t n, float *losses
                                const char *op) {
     double total = 0.0;
     bool parallel = n >= PARALLEL_MIN_ELEMENTS;
-    for (int64_t i0 = 0; i0 < n; i0 += ELEMENTS_PER_POLL) {
-        if (cnn_interrupted()) return cnn_fail(CNN_ERR_INTERRUPTED, "%s: interrupted", op);
-        int64_t i1 = i0 + ELEMENTS_PER_POLL < n ? i0 + ELEMENTS_PER_POLL : n;
 #pragma omp parallel for schedule(static) reduction(+ : total) if (parallel)
+    for (int64_t i0 = 0; i0 < n; i0 += CHUNK) {
+        if (cnn_interrupted()) continue;
+        int64_t i1 = i0 + CHUNK < n ? i0 + CHUNK : n;
         for (int64_t i = i0; i < i1; i++) {
             double loss = element_loss(P, i);
             if (losses) losses[i] = (float)loss;
             total += loss;
         }
     }
+    if (cnn_interrupted()) return cnn_fail(CNN_ERR_INTERRUPTED, "%s: interrupted", op);
     *sum = total;
     return CNN_OK;
 }

@@ -32,10 +32,11 @@ static int64_t *index_map(int64_t out, int64_t before, int64_t size, cnn_pad_mod
 }
 
 /* Checks one axis's pads for the mode; false + error. */
-static bool check_axis(const cnn_tensor *input, const char *axis, int64_t size, int32_t before,
-                       int32_t after, cnn_pad_mode mode) {
+static bool check_axis(const cnn_tensor *input, const char *axis, int64_t size, int32_t before, int32_t after,
+                       cnn_pad_mode mode) {
     const char *problem = NULL;
-    if (mode != CNN_PAD_CONSTANT && (before < 0 || after < 0)) problem = "must be non-negative";
+    if (mode != CNN_PAD_CONSTANT && (before < 0 || after < 0))
+        problem = "must be non-negative";
     else if (mode == CNN_PAD_REFLECT && (before >= size || after >= size))
         problem = "must be smaller than the padded dimension";
     else if (mode == CNN_PAD_REPLICATE && size < 1 && before + after > 0)
@@ -45,8 +46,8 @@ static bool check_axis(const cnn_tensor *input, const char *axis, int64_t size, 
     else if (size + before + after < 0)
         problem = "would give a negative size";
     if (!problem) return true;
-    cnn_fail(CNN_ERR_ARGUMENT, "pad: %s padding %d, %d of the %s %s (size %lld; input %s)",
-             mode_names[mode], before, after, axis, problem, (long long)size, cnn_shape_str(input));
+    cnn_fail(CNN_ERR_ARGUMENT, "pad: %s padding %d, %d of the %s %s (size %lld; input %s)", mode_names[mode],
+             before, after, axis, problem, (long long)size, cnn_shape_str(input));
     return false;
 }
 

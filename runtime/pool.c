@@ -11,10 +11,12 @@
 #include "spatial.h"
 
 cnn_pool2d_options cnn_pool2d_defaults(int32_t kernel_h, int32_t kernel_w) {
-    cnn_pool2d_options o = {
-        .kernel = {kernel_h, kernel_w}, .stride = {0, 0}, .padding = {0, 0}, .dilation = {1, 1},
-        .ceil_mode = 0, .count_include_pad = 1,
-    };
+    cnn_pool2d_options o = {.kernel = {kernel_h, kernel_w},
+                            .stride = {0, 0},
+                            .padding = {0, 0},
+                            .dilation = {1, 1},
+                            .ceil_mode = 0,
+                            .count_include_pad = 1};
     return o;
 }
 
@@ -50,14 +52,15 @@ static bool pool_plan_make(const char *op, const cnn_tensor *input, const cnn_po
                            pool_plan *p) {
     if (!cnn_spatial_planes(op, input, &p->planes)) return false;
     const int32_t *k = o->kernel, *s = o->stride, *pad = o->padding, *d = o->dilation;
-    const char *what = k[0] < 1 || k[1] < 1     ? "kernel must be positive"
-                       : s[0] < 0 || s[1] < 0   ? "stride must be positive"
+    const char *what = k[0] < 1 || k[1] < 1       ? "kernel must be positive"
+                       : s[0] < 0 || s[1] < 0     ? "stride must be positive"
                        : pad[0] < 0 || pad[1] < 0 ? "padding must be non-negative"
-                       : d[0] < 1 || d[1] < 1   ? "dilation must be positive"
-                                                : NULL;
+                       : d[0] < 1 || d[1] < 1     ? "dilation must be positive"
+                                                  : NULL;
     if (what) {
-        cnn_fail(CNN_ERR_ARGUMENT, "%s: %s (kernel %dx%d, stride %dx%d, padding %dx%d, dilation %dx%d; input %s)",
-                 op, what, k[0], k[1], s[0], s[1], pad[0], pad[1], d[0], d[1], cnn_shape_str(input));
+        cnn_fail(CNN_ERR_ARGUMENT,
+                 "%s: %s (kernel %dx%d, stride %dx%d, padding %dx%d, dilation %dx%d; input %s)", op, what,
+                 k[0], k[1], s[0], s[1], pad[0], pad[1], d[0], d[1], cnn_shape_str(input));
         return false;
     }
     p->H = input->shape[input->ndim - 2];
@@ -69,8 +72,9 @@ static bool pool_plan_make(const char *op, const cnn_tensor *input, const cnn_po
     p->include_pad = o->count_include_pad != 0;
     const int64_t span_h = p->dh * (p->kh - 1) + 1, span_w = p->dw * (p->kw - 1) + 1;
     if (2 * p->ph > span_h || 2 * p->pw > span_w) {
-        cnn_fail(CNN_ERR_ARGUMENT, "%s: padding %dx%d must be at most half of the kernel extent %lldx%lld (input %s)",
-                 op, pad[0], pad[1], (long long)span_h, (long long)span_w, cnn_shape_str(input));
+        cnn_fail(CNN_ERR_ARGUMENT,
+                 "%s: padding %dx%d must be at most half of the kernel extent %lldx%lld (input %s)", op,
+                 pad[0], pad[1], (long long)span_h, (long long)span_w, cnn_shape_str(input));
         return false;
     }
     p->oH = pool_out_size(p->H, p->kh, p->ph, p->sh, p->dh, o->ceil_mode);
@@ -126,7 +130,8 @@ static cnn_status max_pool2d_backward(cnn_node *node, cnn_tensor *grad_output, c
         return cnn_last_status();
     }
     const int64_t plane_in = input->shape[input->ndim - 2] * input->shape[input->ndim - 1];
-    const int64_t plane_out = grad_output->shape[grad_output->ndim - 2] * grad_output->shape[grad_output->ndim - 1];
+    const int64_t plane_out =
+        grad_output->shape[grad_output->ndim - 2] * grad_output->shape[grad_output->ndim - 1];
     const int64_t planes = cnn_spatial_count(input);
     float *g = cnn_ptr(gi);
 #pragma omp parallel for if (planes * plane_out > CNN_SPATIAL_PARALLEL_MIN) schedule(static)
@@ -141,7 +146,8 @@ static cnn_status max_pool2d_backward(cnn_node *node, cnn_tensor *grad_output, c
 }
 
 cnn_tensor *cnn_max_pool2d(cnn_tensor *input, const cnn_pool2d_options *options) {
-    if (!options) return cnn_fail_null(CNN_ERR_ARGUMENT, "max_pool2d: options are required (the kernel size)");
+    if (!options)
+        return cnn_fail_null(CNN_ERR_ARGUMENT, "max_pool2d: options are required (the kernel size)");
     pool_plan p;
     if (!pool_plan_make("max_pool2d", input, options, &p)) return NULL;
     cnn_tensor *out = cnn_spatial_alloc(input, p.oH, p.oW);
@@ -226,12 +232,19 @@ enum { AVG_KH, AVG_KW, AVG_SH, AVG_SW, AVG_PH, AVG_PW, AVG_INCLUDE_PAD };
 static cnn_status avg_pool2d_backward(cnn_node *node, cnn_tensor *grad_output, cnn_tensor **grad_inputs) {
     const cnn_tensor *input = node->inputs[0];
     const int64_t *v = node->ints;
-    pool_plan p = {
-        .H = input->shape[input->ndim - 2], .W = input->shape[input->ndim - 1],
-        .oH = grad_output->shape[grad_output->ndim - 2], .oW = grad_output->shape[grad_output->ndim - 1],
-        .kh = v[AVG_KH], .kw = v[AVG_KW], .sh = v[AVG_SH], .sw = v[AVG_SW], .ph = v[AVG_PH], .pw = v[AVG_PW],
-        .dh = 1, .dw = 1, .include_pad = v[AVG_INCLUDE_PAD] != 0,
-    };
+    pool_plan p = {.H = input->shape[input->ndim - 2],
+                   .W = input->shape[input->ndim - 1],
+                   .oH = grad_output->shape[grad_output->ndim - 2],
+                   .oW = grad_output->shape[grad_output->ndim - 1],
+                   .kh = v[AVG_KH],
+                   .kw = v[AVG_KW],
+                   .sh = v[AVG_SH],
+                   .sw = v[AVG_SW],
+                   .ph = v[AVG_PH],
+                   .pw = v[AVG_PW],
+                   .dh = 1,
+                   .dw = 1,
+                   .include_pad = v[AVG_INCLUDE_PAD] != 0};
     p.planes = cnn_spatial_count(input);
     cnn_tensor *go_tmp = NULL;
     const float *go = cnn_read_ptr(grad_output, &go_tmp);
@@ -250,9 +263,11 @@ static cnn_status avg_pool2d_backward(cnn_node *node, cnn_tensor *grad_output, c
 }
 
 cnn_tensor *cnn_avg_pool2d(cnn_tensor *input, const cnn_pool2d_options *options) {
-    if (!options) return cnn_fail_null(CNN_ERR_ARGUMENT, "avg_pool2d: options are required (the kernel size)");
+    if (!options)
+        return cnn_fail_null(CNN_ERR_ARGUMENT, "avg_pool2d: options are required (the kernel size)");
     if (options->dilation[0] != 1 || options->dilation[1] != 1)
-        return cnn_fail_null(CNN_ERR_ARGUMENT, "avg_pool2d: dilation %dx%d is not supported, only 1x1 (input %s)",
+        return cnn_fail_null(CNN_ERR_ARGUMENT,
+                             "avg_pool2d: dilation %dx%d is not supported, only 1x1 (input %s)",
                              options->dilation[0], options->dilation[1], cnn_shape_str(input));
     pool_plan p;
     if (!pool_plan_make("avg_pool2d", input, options, &p)) return NULL;

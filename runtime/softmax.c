@@ -8,13 +8,14 @@
  *
  * The maximum is subtracted before exponentiating, so large logits never overflow; log-softmax is
  * computed as (x - max) - log(sum exp(x - max)) rather than as the log of a softmax, so it stays
- * finite where the probability underflows to zero. */
+ * finite where the probability underflows to zero. The loops are written to vectorise, with the
+ * vectorisable exp of vec_exp.h. */
 #include <math.h>
 
 #include "internal.h"
+#include "vec_exp.h"
 
 enum { BLOCK = 256 };                  /* positions per block when inner > 1 */
-enum { ELEMENTS_PER_POLL = 1 << 18 };  /* work between interrupt checks */
 enum { PARALLEL_MIN_ELEMENTS = 1 << 15 };
 
 typedef struct softmax_geometry {
@@ -37,12 +38,14 @@ static int wrap_softmax_dim(const char *op, int dim, const cnn_tensor *t) {
 
 /* ---- forward kernels --------------------------------------------------------------------------- */
 
-static void forward_row(float *y, const float *x, int64_t D, bool log_mode) { // y, x: (D)
+static void forward_row(float *restrict y, const float *restrict x, int64_t D, bool log_mode) {
+    // y, x: (D)
     float max = -INFINITY;
-    for (int64_t d = 0; d < D; d++) max = fmaxf(max, x[d]);
+    for (int64_t d = 0; d < D; d++) max = x[d] > max ? x[d] : max;
     double sum = 0.0;
+#pragma omp simd reduction(+ : sum)
     for (int64_t d = 0; d < D; d++) {
-        float e = expf(x[d] - max);
+        float e = cnn_vec_expf(x[d] - max);
         y[d] = e;
         sum += e;
     }
@@ -56,8 +59,8 @@ static void forward_row(float *y, const float *x, int64_t D, bool log_mode) { //
 }
 
 /* Positions [i0, i0 + n) of one (D, inner) slab; n <= BLOCK. */
-static void forward_block(float *y, const float *x, int64_t D, int64_t inner, int64_t i0, int n,
-                          bool log_mode) {
+static void forward_block(float *restrict y, const float *restrict x, int64_t D, int64_t inner,
+                          int64_t i0, int n, bool log_mode) {
     float max[BLOCK];
     double sum[BLOCK];
     for (int i = 0; i < n; i++) {
@@ -66,13 +69,13 @@ static void forward_block(float *y, const float *x, int64_t D, int64_t inner, in
     }
     for (int64_t d = 0; d < D; d++) {
         const float *xd = x + d * inner + i0;
-        for (int i = 0; i < n; i++) max[i] = fmaxf(max[i], xd[i]);
+        for (int i = 0; i < n; i++) max[i] = xd[i] > max[i] ? xd[i] : max[i];
     }
     for (int64_t d = 0; d < D; d++) {
         const float *xd = x + d * inner + i0;
         float *yd = y + d * inner + i0;
         for (int i = 0; i < n; i++) {
-            float e = expf(xd[i] - max[i]);
+            float e = cnn_vec_expf(xd[i] - max[i]);
             yd[i] = e;
             sum[i] += e;
         }
@@ -93,21 +96,24 @@ static void forward_block(float *y, const float *x, int64_t D, int64_t inner, in
  * softmax:      dx = y * (dy - sum_d dy*y)
  * log-softmax:  dx = dy - exp(y) * sum_d dy */
 
-static void backward_row(float *dx, const float *dy, const float *y, int64_t D, bool log_mode) {
+static void backward_row(float *restrict dx, const float *restrict dy, const float *restrict y,
+                         int64_t D, bool log_mode) {
     double dot = 0.0;
     if (log_mode) {
+#pragma omp simd reduction(+ : dot)
         for (int64_t d = 0; d < D; d++) dot += dy[d];
         float s = (float)dot;
-        for (int64_t d = 0; d < D; d++) dx[d] = dy[d] - expf(y[d]) * s;
+        for (int64_t d = 0; d < D; d++) dx[d] = dy[d] - cnn_vec_expf(y[d]) * s;
     } else {
+#pragma omp simd reduction(+ : dot)
         for (int64_t d = 0; d < D; d++) dot += (double)dy[d] * y[d];
         float s = (float)dot;
         for (int64_t d = 0; d < D; d++) dx[d] = y[d] * (dy[d] - s);
     }
 }
 
-static void backward_block(float *dx, const float *dy, const float *y, int64_t D, int64_t inner,
-                           int64_t i0, int n, bool log_mode) {
+static void backward_block(float *restrict dx, const float *restrict dy, const float *restrict y,
+                           int64_t D, int64_t inner, int64_t i0, int n, bool log_mode) {
     double acc[BLOCK];
     for (int i = 0; i < n; i++) acc[i] = 0.0;
     for (int64_t d = 0; d < D; d++) {
@@ -123,15 +129,16 @@ static void backward_block(float *dx, const float *dy, const float *y, int64_t D
         const float *dyd = dy + d * inner + i0, *yd = y + d * inner + i0;
         float *dxd = dx + d * inner + i0;
         if (log_mode)
-            for (int i = 0; i < n; i++) dxd[i] = dyd[i] - expf(yd[i]) * s[i];
+            for (int i = 0; i < n; i++) dxd[i] = dyd[i] - cnn_vec_expf(yd[i]) * s[i];
         else
             for (int i = 0; i < n; i++) dxd[i] = yd[i] * (dyd[i] - s[i]);
     }
 }
 
 /* ---- driver: one loop for both directions -------------------------------------------------------
- * A work item is one row (inner == 1) or one block of one slab. Items run in batches so that the
- * interrupt flag is looked at every ELEMENTS_PER_POLL elements or so. */
+ * A work item is one row (inner == 1) or one block of one slab. All items run in one parallel
+ * region (a region per batch would make every thread wait at a barrier per batch); each item first
+ * looks at the interrupt flag, so an interrupt skips the rest of the work. */
 
 typedef struct softmax_job {
     softmax_geometry g;
@@ -167,15 +174,11 @@ static cnn_status run_job(const softmax_job *job, const char *op) {
     const softmax_geometry *g = &job->g;
     int64_t items = g->inner == 1 ? g->outer : g->outer * ((g->inner + BLOCK - 1) / BLOCK);
     int64_t item_elements = g->inner == 1 ? g->dim : g->dim * (g->inner < BLOCK ? g->inner : BLOCK);
-    if (item_elements < 1) item_elements = 1;
-    int64_t items_per_batch = ELEMENTS_PER_POLL / item_elements + 1;
     bool parallel = items > 1 && items * item_elements >= PARALLEL_MIN_ELEMENTS;
-    for (int64_t start = 0; start < items; start += items_per_batch) {
-        if (cnn_interrupted()) return cnn_fail(CNN_ERR_INTERRUPTED, "%s: interrupted", op);
-        int64_t end = start + items_per_batch < items ? start + items_per_batch : items;
 #pragma omp parallel for schedule(static) if (parallel)
-        for (int64_t item = start; item < end; item++) run_item(job, item);
-    }
+    for (int64_t item = 0; item < items; item++)
+        if (!cnn_interrupted()) run_item(job, item);
+    if (cnn_interrupted()) return cnn_fail(CNN_ERR_INTERRUPTED, "%s: interrupted", op);
     return CNN_OK;
 }
 

@@ -21,8 +21,8 @@ static inline int64_t cnn_spatial_count(const cnn_tensor *t) {
 /* Number of H x W planes of a 3-d or 4-d tensor; false + error naming op for other ranks. */
 static inline bool cnn_spatial_planes(const char *op, const cnn_tensor *t, int64_t *planes) {
     if (t->ndim != 3 && t->ndim != 4) {
-        cnn_fail(CNN_ERR_SHAPE, "%s: expected a 3-d (C, H, W) or 4-d (N, C, H, W) input but got shape %s",
-                 op, cnn_shape_str(t));
+        cnn_fail(CNN_ERR_SHAPE, "%s: expected a 3-d (C, H, W) or 4-d (N, C, H, W) input but got shape %s", op,
+                 cnn_shape_str(t));
         return false;
     }
     *planes = cnn_spatial_count(t);

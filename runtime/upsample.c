@@ -65,8 +65,8 @@ static void resample_plan_free(resample_plan *p) {
     axis_taps_free(&p->cols);
 }
 
-static bool resample_plan_make(const cnn_tensor *input, int64_t out_h, int64_t out_w,
-                               cnn_upsample_mode mode, resample_plan *p) {
+static bool resample_plan_make(const cnn_tensor *input, int64_t out_h, int64_t out_w, cnn_upsample_mode mode,
+                               resample_plan *p) {
     p->H = input->shape[input->ndim - 2];
     p->W = input->shape[input->ndim - 1];
     p->oH = out_h;
@@ -149,7 +149,8 @@ cnn_tensor *cnn_upsample2d(cnn_tensor *input, int64_t out_h, int64_t out_w, cnn_
         return cnn_fail_null(CNN_ERR_ARGUMENT, "upsample: unknown mode %d (input %s)", (int)mode,
                              cnn_shape_str(input));
     if (out_h < 1 || out_w < 1)
-        return cnn_fail_null(CNN_ERR_ARGUMENT, "upsample: output size must be positive, got %lldx%lld (input %s)",
+        return cnn_fail_null(CNN_ERR_ARGUMENT,
+                             "upsample: output size must be positive, got %lldx%lld (input %s)",
                              (long long)out_h, (long long)out_w, cnn_shape_str(input));
     if (input->shape[input->ndim - 2] < 1 || input->shape[input->ndim - 1] < 1)
         return cnn_fail_null(CNN_ERR_SHAPE, "upsample: input %s has an empty plane", cnn_shape_str(input));

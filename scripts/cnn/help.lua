@@ -142,6 +142,70 @@ x:argmax(dim?) -> Tensor
 x:std(dim?, keepdim?) -> Tensor
 The standard deviation of all elements, or along dim.]],
 
+  ["cnn.Tensor:is_contiguous"] = "x:is_contiguous() -> boolean\nWhether the elements are laid out in row-major order without gaps.",
+  ["cnn.Tensor:stride"] = "x:stride(dim?) -> n or {s1, s2, ...}\nElements to skip to move one step along dim (all dims without dim).",
+  ["cnn.Tensor:t"] = "x:t() -> Tensor\nThe transpose of a matrix (a view).",
+  ["cnn.Tensor:expand"] = "x:expand(d1, d2, ...) -> Tensor\nA view repeating size-1 dimensions to the given sizes, without copying.",
+  ["cnn.Tensor:squeeze"] = "x:squeeze(dim?) -> Tensor\nA view without size-1 dimensions (only dim when given).",
+  ["cnn.Tensor:unsqueeze"] = "x:unsqueeze(dim) -> Tensor\nA view with a new size-1 dimension at dim.",
+  ["cnn.Tensor:flatten"] = "x:flatten(start_dim?, end_dim?) -> Tensor\nMerges dimensions start_dim..end_dim (all by default) into one.",
+
+  -- tensor methods: more elementwise math (each also cnn.name(x, ...))
+  ["cnn.Tensor:add"] = "x:add(y) -> Tensor\nx + y with broadcasting; y may be a number.",
+  ["cnn.Tensor:sub"] = "x:sub(y) -> Tensor\nx - y with broadcasting; y may be a number.",
+  ["cnn.Tensor:mul"] = "x:mul(y) -> Tensor\nx * y elementwise with broadcasting; y may be a number.",
+  ["cnn.Tensor:div"] = "x:div(y) -> Tensor\nx / y elementwise with broadcasting; y may be a number.",
+  ["cnn.Tensor:pow"] = "x:pow(p) -> Tensor\nx ^ p elementwise; p a number or a tensor.",
+  ["cnn.Tensor:neg"] = "x:neg() -> Tensor\n-x.",
+  ["cnn.Tensor:reciprocal"] = "x:reciprocal() -> Tensor\n1 / x elementwise.",
+  ["cnn.Tensor:square"] = "x:square() -> Tensor\nx * x elementwise.",
+  ["cnn.Tensor:rsqrt"] = "x:rsqrt() -> Tensor\n1 / sqrt(x) elementwise.",
+  ["cnn.Tensor:log1p"] = "x:log1p() -> Tensor\nlog(1 + x), accurate for small x.",
+  ["cnn.Tensor:expm1"] = "x:expm1() -> Tensor\ne^x - 1, accurate for small x.",
+  ["cnn.Tensor:sin"] = "x:sin() -> Tensor\nElementwise sine.",
+  ["cnn.Tensor:cos"] = "x:cos() -> Tensor\nElementwise cosine.",
+  ["cnn.Tensor:sign"] = "x:sign() -> Tensor\n-1, 0 or 1 by the sign of each element.",
+  ["cnn.Tensor:floor"] = "x:floor() -> Tensor\nRounds down elementwise.",
+  ["cnn.Tensor:ceil"] = "x:ceil() -> Tensor\nRounds up elementwise.",
+  ["cnn.Tensor:round"] = "x:round() -> Tensor\nRounds to the nearest integer elementwise.",
+  ["cnn.Tensor:clamp"] = "x:clamp(min?, max?) -> Tensor\nLimits every element to [min, max]; nil leaves that side open.",
+  ["cnn.Tensor:minimum"] = "x:minimum(y) -> Tensor\nThe elementwise smaller of x and y (broadcasting).",
+  ["cnn.Tensor:maximum"] = "x:maximum(y) -> Tensor\nThe elementwise larger of x and y (broadcasting).",
+  ["cnn.Tensor:softplus"] = "x:softplus() -> Tensor\nlog(1 + e^x), a smooth relu.",
+  ["cnn.Tensor:gelu"] = "x:gelu() -> Tensor\nx * Phi(x), the Gaussian error linear unit.",
+  ["cnn.Tensor:silu"] = "x:silu() -> Tensor\nx * sigmoid(x) (swish).",
+  ["cnn.Tensor:elu"] = "x:elu(alpha=1) -> Tensor\nx for x > 0, alpha * (e^x - 1) otherwise.",
+  ["cnn.Tensor:leaky_relu"] = "x:leaky_relu(slope=0.01) -> Tensor\nx for x > 0, slope * x otherwise.",
+  ["cnn.Tensor:softmax"] = "x:softmax(dim) -> Tensor\nSoftmax along dim (see cnn.softmax).",
+  ["cnn.Tensor:log_softmax"] = "x:log_softmax(dim) -> Tensor\nLog-softmax along dim (see cnn.log_softmax).",
+  ["cnn.Tensor:eq"] = "x:eq(y) -> Tensor\n1 where x == y, else 0 (broadcasting; y may be a number).",
+  ["cnn.Tensor:ne"] = "x:ne(y) -> Tensor\n1 where x ~= y, else 0.",
+  ["cnn.Tensor:lt"] = "x:lt(y) -> Tensor\n1 where x < y, else 0.",
+  ["cnn.Tensor:le"] = "x:le(y) -> Tensor\n1 where x <= y, else 0.",
+  ["cnn.Tensor:gt"] = "x:gt(y) -> Tensor\n1 where x > y, else 0.",
+  ["cnn.Tensor:ge"] = "x:ge(y) -> Tensor\n1 where x >= y, else 0.",
+  ["cnn.Tensor:var"] = "x:var(dim?, keepdim?, unbiased=true) -> Tensor\nThe variance of all elements, or along dim.",
+  ["cnn.Tensor:argmin"] = "x:argmin(dim?) -> Tensor\n1-based index of the smallest element (over all elements, or along dim).",
+  ["cnn.where"] = "cnn.where(cond, a, b) -> Tensor\na where cond is non-zero, else b (broadcasting; a and b may be numbers).",
+  ["cnn.linear"] = "cnn.linear(x, weight, bias?) -> Tensor\nx W^T + b, the function behind nn.Linear.",
+  ["cnn.l1_loss"] = "cnn.l1_loss(input, target) -> Tensor\nMean absolute error.",
+  ["cnn.empty"] = "cnn.empty(d1, d2, ...) -> Tensor\nA tensor of the given shape with unspecified contents (to be filled).",
+  ["cnn.uniform"] = "cnn.uniform(shape, low, high) -> Tensor\nUniform random numbers in [low, high).",
+  ["cnn.is_tensor"] = "cnn.is_tensor(v) -> boolean\nWhether v is a tensor.",
+  ["cnn.version"] = "cnn.version\nThe version of the cnn runtime, as a string.",
+  ["cnn.memory_in_use"] = "cnn.memory_in_use() -> bytes\nTensor storage currently allocated by the process.",
+  ["cnn.get_rng_state"] = "cnn.get_rng_state() -> {4 integers}\nThe random generator's state, to save in a checkpoint.",
+  ["cnn.set_rng_state"] = "cnn.set_rng_state(state)\nRestores a state from get_rng_state, so random draws continue exactly.",
+  ["cnn.safetensors_save"] = [[
+cnn.safetensors_save(path, {name = tensor, ...}, metadata?)
+Writes tensors to a safetensors file (the piece cnn.save builds on).]],
+  ["cnn.safetensors_load"] = [[
+cnn.safetensors_load(path) -> {name = tensor, ...}, metadata
+Reads every tensor of a safetensors file; the file is fully checked first.]],
+  ["cnn.idx_load"] = [[
+cnn.idx_load(path, scale?) -> Tensor
+An IDX file: images N x 1 x H x W (divided by 255 when scale is true) or labels shifted to 1..C.]],
+
   -- autograd
   ["cnn.Tensor:requires_grad"] = [[
 x:requires_grad(flag?) -> x
@@ -155,6 +219,10 @@ The gradient accumulated by backward; nil before the first backward.]],
   ["cnn.Tensor:detach"] = [[
 x:detach() -> Tensor
 The same data cut from the autograd graph.]],
+  ["cnn.Tensor:zero_grad"] = "x:zero_grad()\nClears x.grad.",
+  ["cnn.Tensor:needs_grad"] = "x:needs_grad() -> boolean\nWhether gradients flow to x (it requires grad or depends on something that does).",
+  ["cnn.set_grad_enabled"] = "cnn.set_grad_enabled(flag)\nTurns recording of the autograd graph on or off (cnn.no_grad is the scoped form).",
+  ["cnn.is_grad_enabled"] = "cnn.is_grad_enabled() -> boolean\nWhether ops currently record the autograd graph.",
   ["cnn.no_grad"] = [[
 cnn.no_grad(fn, ...) -> results of fn
 Runs fn without recording the autograd graph (evaluation, weight updates).]],
@@ -326,6 +394,9 @@ loss(logits, labels): cross-entropy with labels 1..C (see cnn.cross_entropy).]],
   ["cnn.optim"] = [[
 cnn.optim: optimizers (SGD, Adam, AdamW, RMSprop) and learning-rate schedules (cnn.optim.lr).
 An optimizer takes model:parameters() or a list of parameter groups {params=..., lr=...}.]],
+  ["cnn.optim.Optimizer"] = [[
+cnn.optim.Optimizer: the base of the optimizers; opt:step(), opt:zero_grad(), opt:state_dict(),
+opt:load_state_dict(s). Parameter groups carry their own options (lr, weight_decay, ...).]],
   ["cnn.optim.SGD"] = [[
 cnn.optim.SGD(params, {lr=0.01, momentum=0, nesterov=false, weight_decay=0}) -> Optimizer
 Stochastic gradient descent; momentum is the friction term beta.]],
@@ -366,6 +437,8 @@ Warms lr up to max_lr and anneals it back down over total_steps (call step() per
   ["cnn.data"] = [[
 cnn.data: datasets (fashion_mnist, mnist, cifar10, idx, image_folder, tensor_dataset) and the
 batch loader. A dataset has #ds, ds[i] -> image, label (1..C), ds.classes, ds:split(fraction).]],
+  ["cnn.data.Dataset"] = [[
+cnn.data.Dataset: what the datasets share: #ds, ds[i] -> image, label, ds.classes, ds:split(fraction).]],
   ["cnn.data.fashion_mnist"] = [[
 cnn.data.fashion_mnist{split="train"|"test", dir=...} -> Dataset
 Fashion-MNIST (28x28 grey, 10 classes); by default from the Debian dataset-fashion-mnist package.]],
@@ -627,7 +700,7 @@ local function lookup(self, name)
   if type(value) == "function" or type(value) == "table" then
     for _, k in ipairs(sorted_keys(self)) do
       if k ~= "" and loaded_value(k) == value then
-        return rawget(self, k)
+        return k == name and rawget(self, k) or name .. " is " .. k .. "\n" .. rawget(self, k)
       end
     end
   end

@@ -440,3 +440,42 @@ TEST(binary_cross_entropy_is_stable) {
     cnn_release(t);
     cnn_release(x);
 }
+
+TEST(interrupt_stops_the_long_loops) {
+    int64_t shape[2] = {64, 1000}, tshape[1] = {64};
+    cnn_tensor *x = cnn_randn(2, shape), *t = cnn_zeros(1, tshape);
+    cnn_interrupt();
+    CHECK(cnn_softmax(x, 1) == NULL);
+    CHECK(cnn_last_status() == CNN_ERR_INTERRUPTED);
+    CHECK(cnn_cross_entropy(x, t, NULL) == NULL);
+    CHECK(cnn_last_status() == CNN_ERR_INTERRUPTED);
+    CHECK(cnn_mse_loss(x, x, CNN_REDUCE_MEAN) == NULL);
+    CHECK(cnn_last_status() == CNN_ERR_INTERRUPTED);
+    CHECK(cnn_batch_norm(x, NULL, NULL, NULL, NULL, 1, 0.1f, 1e-5f) == NULL);
+    CHECK(cnn_last_status() == CNN_ERR_INTERRUPTED);
+    cnn_clear_interrupt();
+    cnn_tensor *y = cnn_softmax(x, 1);
+    CHECK(y != NULL);
+    cnn_release(y);
+    cnn_release(t);
+    cnn_release(x);
+}
+
+TEST(batch_norm_variance_is_accurate_for_a_large_mean) {
+    /* 10001..10004 and 1e6 + 0.5*k: a naive E[x^2] - E[x]^2 in float would lose the spread */
+    int64_t shape[2] = {4, 2}, cshape[1] = {2};
+    float data[8] = {10001, 1e6f, 10002, 1e6f + 0.5f, 10003, 1e6f + 1.0f, 10004, 1e6f + 1.5f};
+    cnn_tensor *x = tensor_of(2, shape, data);
+    cnn_tensor *rm = cnn_zeros(1, cshape), *rv = cnn_zeros(1, cshape);
+    cnn_tensor *y = cnn_batch_norm(x, rm, rv, NULL, NULL, 1, 1.0f, 0.0f);
+    REQUIRE(y);
+    CHECK_NEAR(at(rv, 0), 5.0 / 3.0, 1e-5);
+    CHECK_NEAR(at(rv, 1), 0.25 * 5.0 / 3.0, 1e-5);
+    CHECK_NEAR(at(rm, 0), 10002.5, 1e-3);
+    CHECK_NEAR(at(y, 0), -1.5 / sqrt(1.25), 1e-4);
+    CHECK_NEAR(at(y, 7), 1.5 / sqrt(1.25), 1e-4);
+    cnn_release(y);
+    cnn_release(rv);
+    cnn_release(rm);
+    cnn_release(x);
+}

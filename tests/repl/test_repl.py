@@ -154,13 +154,20 @@ def first_session(exe, env, history):
         s.send(CTRL_U + b"\n")
         check("tab completes cnn.ze to cnn.zeros", ok and s.expect(PROMPT), s.recent())
 
+        start = len(s.out)
         s.send(b"cnn.\t\t")
-        ok = s.expect(b"zeros") and s.expect(PROMPT)
-        listing = s.out[s.mark - 2000 if s.mark > 2000 else 0:].decode("utf-8", "replace")
+        ok = s.expect(b"manual_seed") and s.expect(PROMPT)
+        listing = s.out[start:s.mark].decode("utf-8", "replace")
         s.send(CTRL_U + b"\n")
         ok = ok and s.expect(PROMPT)
-        check("double tab lists the fields of cnn", ok and "ones" in listing and "nn" in listing,
-              listing)
+        check("double tab lists the fields of cnn", ok and "arange" in listing and
+              "zeros" in listing and "cnn.arange" not in listing, listing)
+
+        s.send(b"cnn.optim.Ad\t")
+        ok = s.expect(b"cnn.optim.Adam")
+        s.send(CTRL_U + b"\n")
+        check("tab completes into a submodule loaded on first use", ok and s.expect(PROMPT),
+              s.recent())
 
         s.send(b"string.for\t")
         ok = s.expect(b"string.format(")
@@ -173,10 +180,15 @@ def first_session(exe, env, history):
         s.send(CTRL_U + b"\n")
         check("tab completes methods after :", ok and s.expect(PROMPT), s.recent())
 
-        s.send(b"nosuchname.\t\t")
-        time.sleep(0.2)
-        s.send(CTRL_U + b"\n")
-        check("completion of an unknown name is silent", s.expect(PROMPT) and
+        ok = s.run(b"t = setmetatable({}, {__index = function() error('boom') end})", b"end})")
+        start = len(s.out)
+        for word in (b"nosuchname.", b"t.a.", b"t.", b"x.y:z.", b"1x.", b"'cnn.ze", b"-- cnn.ze"):
+            s.send(word + b"\t\t")
+            time.sleep(0.1)
+            s.send(CTRL_U + b"\n")
+            ok = ok and s.expect(PROMPT)
+        quiet = b"boom" not in s.out[start:] and b"zeros" not in s.out[start:]
+        check("completion of unknown or invalid names is silent", ok and quiet and
               s.run(b"3+4", b"\r\n7\r\n"), s.recent())
 
         s.send(b"abc")

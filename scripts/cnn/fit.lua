@@ -1,0 +1,518 @@
+-- cnn.fit and cnn.evaluate: the training loop users would otherwise write by hand, Keras style.
+--
+--   local history = cnn.fit(model, train_loader, {epochs=5, optimizer=opt, loss=nn.CrossEntropyLoss(),
+--                           val=test_loader, metrics={"accuracy"}, checkpoint="runs/lenet", resume=true})
+--   cnn.evaluate(model, test_loader)   --> {loss=..., accuracy=...}
+--
+-- Options of fit (all optional):
+--   epochs=1            the epoch to stop after (with resume, the total: a run stopped after epoch 3
+--                       and resumed with epochs=5 trains epochs 4 and 5)
+--   optimizer           default cnn.optim.Adam(model:parameters(), {lr = lr or 1e-3})
+--   loss                a loss module, a function(output, target) or a name ("cross_entropy", "nll",
+--                       "mse", "l1", "bce", "bce_with_logits"); default cross entropy
+--   metrics             {"accuracy", "top5", {name=, fn=}, ...}; default {"accuracy"} for a
+--                       classification loss (cross entropy, nll), none otherwise
+--   val                 a loader (or dataset) evaluated after every epoch: val_loss, val_<metric>
+--   scheduler           an lr schedule (cnn.optim.lr.*), stepped once per epoch, or per batch when
+--                       scheduler_interval="batch" (the default for one_cycle)
+--   clip_grad_norm      clips the gradient norm of the parameters before every step
+--   checkpoint="dir"    writes dir/last.safetensors after every epoch (model, optimizer, scheduler,
+--                       generator state, history: everything resume needs), dir/best.safetensors
+--                       (a model file) when the monitored value improves, and dir/history.csv
+--   monitor, mode       the value best.safetensors follows (default early_stopping's, else val_loss
+--                       with val, else loss) and whether "min" or "max" is better (default: max for
+--                       names containing "acc", min otherwise)
+--   resume=true         continues from dir/last.safetensors when it exists: the next epoch, the same
+--                       optimizer and schedule state, generator state and batch order, so that a
+--                       resumed run computes exactly what an uninterrupted one does
+--   early_stopping={patience=3, monitor=, mode=, min_delta=0, restore_best_weights=false}
+--   callbacks={on_train_begin=fn(logs), on_epoch_begin=fn(epoch), on_batch_end=fn(batch, logs),
+--              on_epoch_end=fn(epoch, logs), on_train_end=fn(history)}   (or a list of such
+--              tables); on_epoch_end returning false stops training
+--   verbose=true, progress="bar"|"line"|"none" (default: a bar on a terminal, else one line per epoch)
+--   lr, batch_size, seed  used when fit makes the optimizer, or a loader from a dataset
+--
+-- fit returns the history: {loss={...}, accuracy={...}, val_loss={...}, val_accuracy={...}, lr={...},
+-- epoch_time={...}}, one value per epoch (resumed runs include the epochs before the resume), plus
+-- history.stopped ("early_stopping" or "callback") and history.best = {monitor=, value=, epoch=}.
+--
+-- Interruption (Ctrl-C in cnnlua or lua, or cnn_interrupt() from C): fit abandons the epoch in
+-- progress and returns the history of the completed epochs with history.interrupted = true; the model
+-- in memory keeps the weights of the abandoned epoch's last step, while dir/last.safetensors holds
+-- the end of the last completed epoch, from which resume=true continues exactly. Other errors are
+-- raised as usual (with the model's training flags restored).
+local cnn = require "cnn"
+local checkpoint = require "cnn.checkpoint"
+local metrics_lib = require "cnn.fit.metrics"
+local progress_lib = require "cnn.fit.progress"
+local csvlog = require "cnn.fit.csvlog"
+
+local M = {}
+
+local is_tensor = cnn.is_tensor
+local number_text, text_number = checkpoint.number_text, checkpoint.text_number
+local list_text, text_list = checkpoint.list_text, checkpoint.text_list
+
+local function fail(fmt, ...) error("fit: " .. string.format(fmt, ...), 0) end
+
+local function callable(v)
+  if type(v) == "function" then return true end
+  local mt = getmetatable(v)
+  return type(mt) == "table" and mt.__call ~= nil
+end
+
+-- ---- options -------------------------------------------------------------------------------------
+
+local known_options = {}
+for _, k in ipairs {"epochs", "optimizer", "loss", "metrics", "val", "scheduler", "scheduler_interval",
+                    "clip_grad_norm", "checkpoint", "monitor", "mode", "resume", "early_stopping",
+                    "callbacks", "verbose", "progress", "lr", "batch_size", "seed", "output"} do
+  known_options[k] = true
+end
+
+local loss_names = {
+  cross_entropy = cnn.cross_entropy, nll = cnn.nll_loss, mse = cnn.mse_loss, l1 = cnn.l1_loss,
+  bce = cnn.bce_loss, bce_with_logits = cnn.bce_with_logits,
+}
+
+-- The loss as a function, and whether it is a classification loss (which decides default metrics).
+local function resolve_loss(loss, who)
+  if loss == nil then return cnn.cross_entropy, true end
+  if type(loss) == "string" then
+    local fn = loss_names[loss]
+    if not fn then fail("%s: unknown loss '%s'", who, loss) end
+    return fn, loss == "cross_entropy" or loss == "nll"
+  end
+  if not callable(loss) then fail("%s: loss must be a loss module, a function or a name, not a %s", who, type(loss)) end
+  local name = type(loss) == "table" and loss.__name or nil
+  local fn = type(loss) == "function" and loss or function(output, target) return loss(output, target) end
+  return fn, name == "CrossEntropyLoss" or name == "NLLLoss"
+end
+
+local function resolve_metrics(list, classification)
+  if list == nil then list = classification and {"accuracy"} or {} end
+  if type(list) ~= "table" then fail("metrics must be a list such as {\"accuracy\"}") end
+  local ok, resolved = pcall(metrics_lib.resolve, list)
+  if not ok then fail("%s", resolved) end
+  return resolved
+end
+
+-- A loader for v: loaders and other callables as they are; datasets and tensors get one.
+local function as_loader(v, what, options, shuffle)
+  local data = cnn.data
+  local mt = getmetatable(v)
+  if mt == data.Loader then return v end
+  if mt == data.Dataset or is_tensor(v) then
+    return data.loader(v, {batch_size = options.batch_size or 32, shuffle = shuffle, seed = options.seed or 1})
+  end
+  if callable(v) then return v end
+  fail("%s must be a loader (cnn.data.loader), a dataset or a tensor, not a %s", what, type(v))
+end
+
+local function batch_count(loader)
+  local mt = getmetatable(loader)
+  if type(mt) == "table" and mt.__len then return #loader end
+  return nil
+end
+
+-- The batches of an epoch: a loader replays epoch e exactly; anything else is iterated as it is.
+local function batches(loader, epoch)
+  if type(loader) == "table" and type(loader.iter) == "function" then return loader:iter(epoch) end
+  return loader
+end
+
+-- ---- training flags -------------------------------------------------------------------------------
+
+local function save_modes(model)
+  local modes = {}
+  if type(model.modules) == "function" then
+    for _, m in ipairs(model:modules()) do modes[m] = rawget(m, "training") end
+  end
+  return modes
+end
+
+local function restore_modes(modes)
+  for m, mode in pairs(modes) do rawset(m, "training", mode) end
+end
+
+-- ---- evaluation -------------------------------------------------------------------------------------
+
+-- Mean loss and metrics of model over loader, in eval mode and without gradients.
+local function run_evaluation(model, loader, loss_fn, metrics)
+  local modes = save_modes(model)
+  model:eval()
+  local ok, result = pcall(cnn.no_grad, function()
+    local sums, count = {loss = 0}, 0
+    for _, m in ipairs(metrics) do sums[m.name] = 0 end
+    for x, y in batches(loader) do
+      local out = model(x)
+      local n = x:size(1)
+      sums.loss = sums.loss + loss_fn(out, y):item() * n
+      for _, m in ipairs(metrics) do sums[m.name] = sums[m.name] + m.fn(out, y) end
+      count = count + n
+    end
+    local logs = {}
+    for k, v in pairs(sums) do logs[k] = count > 0 and v / count or 0 / 0 end
+    return logs
+  end)
+  restore_modes(modes)
+  if not ok then error(result, 0) end
+  return result
+end
+
+function M.evaluate(model, loader, options)
+  options = options or {}
+  if type(options) ~= "table" then fail("evaluate: options must be a table") end
+  if type(model) ~= "table" or not callable(model) then fail("evaluate: expected a model, got a %s", type(model)) end
+  local loss_fn, classification = resolve_loss(options.loss, "evaluate")
+  local metrics = resolve_metrics(options.metrics, classification)
+  loader = as_loader(loader, "evaluate: the data", {batch_size = options.batch_size or 256}, false)
+  return run_evaluation(model, loader, loss_fn, metrics)
+end
+
+-- ---- monitored values ---------------------------------------------------------------------------------
+
+local function default_mode(name)
+  return name:find("acc") and "max" or "min"
+end
+
+local function improved(mode, value, best, min_delta)
+  if value ~= value then return false end
+  if best == nil then return true end
+  if mode == "max" then return value > best + min_delta end
+  return value < best - min_delta
+end
+
+local function check_early_stopping(es, default_monitor)
+  if es == nil then return nil end
+  if type(es) ~= "table" then fail("early_stopping must be a table such as {patience=3, monitor=\"val_loss\"}") end
+  for k in pairs(es) do
+    if k ~= "patience" and k ~= "monitor" and k ~= "mode" and k ~= "min_delta" and k ~= "restore_best_weights" then
+      fail("early_stopping: unknown option '%s'", tostring(k))
+    end
+  end
+  local r = {patience = es.patience or 3, monitor = es.monitor or default_monitor, min_delta = es.min_delta or 0,
+             restore_best_weights = es.restore_best_weights or false}
+  if math.tointeger(r.patience) == nil or r.patience < 1 then
+    fail("early_stopping: patience must be a positive integer (got %s)", tostring(r.patience))
+  end
+  r.mode = es.mode or default_mode(r.monitor)
+  if r.mode ~= "min" and r.mode ~= "max" then fail("early_stopping: mode must be \"min\" or \"max\"") end
+  return r
+end
+
+-- ---- files ----------------------------------------------------------------------------------------------
+
+local function shell_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+
+local function make_dir(dir)
+  if os.execute("mkdir -p " .. shell_quote(dir)) ~= true then fail("cannot create the directory %s", dir) end
+end
+
+local function file_exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() end
+  return f ~= nil
+end
+
+-- ---- the state kept in training checkpoints ------------------------------------------------------------
+
+local function rng_text() return list_text(cnn.get_rng_state()) end
+
+-- Everything beyond model, optimizer and scheduler, as metadata strings.
+local function fit_state(s)
+  local meta = {
+    ["fit.epoch"] = number_text(s.epoch), ["fit.step"] = number_text(s.step), ["fit.rng"] = rng_text(),
+    ["fit.stopped"] = s.history.stopped or "",
+  }
+  if type(s.loader) == "table" and s.loader.seed then meta["fit.loader_seed"] = number_text(s.loader.seed) end
+  local keys = {}
+  for k, v in pairs(s.history) do
+    if type(v) == "table" and k ~= "best" then
+      keys[#keys + 1] = k
+      meta["fit.history." .. k] = list_text(v)
+    end
+  end
+  table.sort(keys)
+  meta["fit.history"] = table.concat(keys, ",")
+  if s.best.value ~= nil then
+    meta["fit.best"] = number_text(s.best.value)
+    meta["fit.best_epoch"] = number_text(s.best.epoch)
+  end
+  if s.es then
+    if s.es.best ~= nil then meta["fit.es_best"] = number_text(s.es.best) end
+    meta["fit.es_wait"] = number_text(s.es.wait)
+  end
+  return meta
+end
+
+local function restore_fit_state(s, meta, path)
+  local epoch = math.tointeger(text_number(meta["fit.epoch"]))
+  local rng = text_list(meta["fit.rng"])
+  if epoch == nil or #rng ~= 4 or meta["fit.history"] == nil then
+    fail("resume: %s lacks the training state (epoch, generator state, history)", path)
+  end
+  s.epoch, s.step = epoch, math.tointeger(text_number(meta["fit.step"])) or 0
+  cnn.set_rng_state(rng)
+  local history = {}
+  for k in meta["fit.history"]:gmatch("[^,]+") do history[k] = text_list(meta["fit.history." .. k]) end
+  if meta["fit.stopped"] ~= nil and meta["fit.stopped"] ~= "" then history.stopped = meta["fit.stopped"] end
+  s.history = history
+  s.best.value = text_number(meta["fit.best"])
+  s.best.epoch = text_number(meta["fit.best_epoch"])
+  if s.es then
+    s.es.best = text_number(meta["fit.es_best"])
+    s.es.wait = math.tointeger(text_number(meta["fit.es_wait"])) or 0
+  end
+end
+
+-- ---- callbacks ---------------------------------------------------------------------------------------------
+
+local callback_names = {on_train_begin = true, on_epoch_begin = true, on_batch_end = true, on_epoch_end = true,
+                        on_train_end = true}
+
+local function check_callbacks(cbs)
+  if cbs == nil then return {} end
+  if type(cbs) ~= "table" then fail("callbacks must be a table of functions (on_epoch_end=...)") end
+  local list = cbs[1] ~= nil and cbs or {cbs}
+  for i, cb in ipairs(list) do
+    for k, v in pairs(cb) do
+      if not callback_names[k] then fail("callbacks: unknown callback '%s'", tostring(k)) end
+      if not callable(v) then fail("callbacks: %s must be a function", k) end
+    end
+    list[i] = cb
+  end
+  return list
+end
+
+-- Calls every callback of a kind; returns false when one of them returned false.
+local function notify(list, kind, ...)
+  local go_on = true
+  for _, cb in ipairs(list) do
+    if cb[kind] and cb[kind](...) == false then go_on = false end
+  end
+  return go_on
+end
+
+-- ---- fit ----------------------------------------------------------------------------------------------------
+
+local function is_interrupt(err)
+  return type(err) == "string" and err:find("interrupted", 1, true) ~= nil
+end
+
+local function check_number_option(options, key, min)
+  local v = options[key]
+  if v ~= nil and (type(v) ~= "number" or v < min) then
+    fail("%s must be a number >= %s (got %s)", key, tostring(min), tostring(v))
+  end
+end
+
+-- One epoch of training; returns the epoch's mean loss and metrics, the lr of its last step, the
+-- number of images and the seconds spent.
+local function train_epoch(s, epoch)
+  local model, opt, loader = s.model, s.optimizer, s.loader
+  model:train()
+  local sums, count = {loss = 0}, 0
+  for _, m in ipairs(s.metrics) do sums[m.name] = 0 end
+  local running = {}
+  local total = batch_count(loader) or 0
+  local timer = cnn.timer()
+  local lr
+  local b = 0
+  for x, y in batches(loader, epoch) do
+    b = b + 1
+    s.batch = b
+    opt:zero_grad()
+    local out = model(x)
+    local loss = s.loss_fn(out, y)
+    loss:backward()
+    if s.clip then cnn.clip_grad_norm(s.params, s.clip) end
+    lr = opt.param_groups[1].lr
+    opt:step()
+    s.step = s.step + 1
+    if s.scheduler and s.scheduler_interval == "batch" then s.scheduler:step() end
+    local n = x:size(1)
+    local value = loss:item()
+    if value ~= value then
+      fail("the loss is nan at epoch %d, batch %d (a learning rate too high? bad inputs?)", epoch, b)
+    end
+    sums.loss = sums.loss + value * n
+    if #s.metrics > 0 then
+      cnn.no_grad(function()
+        for _, m in ipairs(s.metrics) do sums[m.name] = sums[m.name] + m.fn(out, y) end
+      end)
+    end
+    count = count + n
+    for k, v in pairs(sums) do running[k] = v / count end
+    s.progress:batch(epoch, b, total, count, timer:elapsed(), s.train_names, running)
+    notify(s.callbacks, "on_batch_end", b, {loss = value, size = n, epoch = epoch})
+  end
+  local logs = {}
+  for k, v in pairs(sums) do logs[k] = count > 0 and v / count or 0 / 0 end
+  return logs, lr or opt.param_groups[1].lr, count, timer:elapsed()
+end
+
+local function append(history, logs)
+  for k, v in pairs(logs) do
+    history[k] = history[k] or {}
+    table.insert(history[k], v)
+  end
+end
+
+local function copy_history(h)
+  local c = {}
+  for k, v in pairs(h) do c[k] = type(v) == "table" and table.move(v, 1, #v, 1, {}) or v end
+  return c
+end
+
+local function run_epochs(s)
+  local model = s.model
+  for epoch = s.epoch + 1, s.epochs do
+    if s.history.stopped then break end
+    notify(s.callbacks, "on_epoch_begin", epoch)
+    local epoch_timer = cnn.timer()
+    local logs, lr, images, train_seconds = train_epoch(s, epoch)
+    if s.val then
+      for k, v in pairs(run_evaluation(model, s.val, s.loss_fn, s.metrics)) do logs["val_" .. k] = v end
+    end
+    logs.lr = lr
+    if s.scheduler and s.scheduler_interval == "epoch" then s.scheduler:step() end
+    logs.epoch_time = epoch_timer:elapsed()
+
+    local history = copy_history(s.history)
+    append(history, logs)
+    local monitored = logs[s.monitor]
+    if monitored == nil then
+      fail("cannot monitor '%s': the epoch's values are %s", s.monitor, table.concat(s.log_names, ", "))
+    end
+    if improved(s.mode, monitored, s.best.value, 0) then
+      s.best.value, s.best.epoch = monitored, epoch
+      if s.dir then
+        checkpoint.save(s.dir .. "/best.safetensors", model, {epoch = epoch, monitor = s.monitor, value = monitored})
+      end
+      if s.es and s.es.restore_best_weights then s.best_state = model:state_dict {copy = true} end
+    end
+    if s.es then
+      local v = logs[s.es.monitor]
+      if v == nil then fail("early_stopping cannot monitor '%s': the epoch's values are %s", s.es.monitor,
+                            table.concat(s.log_names, ", ")) end
+      if improved(s.es.mode, v, s.es.best, s.es.min_delta) then
+        s.es.best, s.es.wait = v, 0
+      else
+        s.es.wait = s.es.wait + 1
+        if s.es.wait >= s.es.patience then history.stopped = "early_stopping" end
+      end
+    end
+    if notify(s.callbacks, "on_epoch_end", epoch, logs) == false then history.stopped = "callback" end
+
+    s.epoch = epoch
+    local previous_history = s.history
+    s.history = history
+    if s.dir then
+      local ok, err = pcall(function()
+        checkpoint.save_training(s.dir .. "/last.safetensors", {model = model, optimizer = s.optimizer,
+                                 scheduler = s.scheduler, state = fit_state(s)})
+        csvlog.write(s.dir .. "/history.csv", history, s.train_names)
+      end)
+      if not ok then
+        s.epoch, s.history = epoch - 1, previous_history
+        error(err, 0)
+      end
+    end
+    s.progress:epoch_end(epoch, s.log_names, logs, train_seconds, images)
+    if history.stopped == "early_stopping" then
+      s.progress:message(string.format("early stopping: %s has not improved for %d epochs (best %.4f at epoch %d)",
+                                       s.es.monitor, s.es.patience, s.es.best, s.best.epoch or 0))
+    end
+  end
+end
+
+function M.fit(model, train, options)
+  options = options or {}
+  if type(options) ~= "table" then fail("options must be a table") end
+  for k in pairs(options) do
+    if not known_options[k] then fail("unknown option '%s'", tostring(k)) end
+  end
+  if type(model) ~= "table" or not callable(model) then fail("expected a model, got a %s", type(model)) end
+  local loader = as_loader(train, "the training data", options, true)
+  local epochs = options.epochs or 1
+  if math.tointeger(epochs) == nil or epochs < 0 then fail("epochs must be an integer >= 0 (got %s)", tostring(epochs)) end
+  check_number_option(options, "clip_grad_norm", 0)
+
+  -- models with sizes inferred on the first forward get their parameters before the optimizer
+  if type(model.has_lazy_parameters) == "function" and model:has_lazy_parameters() then
+    local ds = type(loader) == "table" and loader.dataset
+    if ds and ds.example_shape then model:build(ds:example_shape()) end
+  end
+
+  local loss_fn, classification = resolve_loss(options.loss, "fit")
+  local s = {
+    model = model, loader = loader, epochs = math.tointeger(epochs), epoch = 0, step = 0, loss_fn = loss_fn,
+    metrics = resolve_metrics(options.metrics, classification), clip = options.clip_grad_norm,
+    optimizer = options.optimizer, scheduler = options.scheduler, history = {}, best = {},
+    callbacks = check_callbacks(options.callbacks),
+  }
+  s.optimizer = s.optimizer or cnn.optim.Adam(model:parameters(), {lr = options.lr or 1e-3})
+  s.params = model:parameters()
+  if options.val ~= nil then s.val = as_loader(options.val, "val", {batch_size = options.batch_size or 256}, false) end
+  if s.scheduler then
+    local interval = options.scheduler_interval or (s.scheduler.name == "lr.one_cycle" and "batch" or "epoch")
+    if interval ~= "batch" and interval ~= "epoch" then fail("scheduler_interval must be \"batch\" or \"epoch\"") end
+    s.scheduler_interval = interval
+  end
+
+  s.train_names = {"loss"}
+  for _, m in ipairs(s.metrics) do s.train_names[#s.train_names + 1] = m.name end
+  s.log_names = {}
+  for _, n in ipairs(s.train_names) do s.log_names[#s.log_names + 1] = n end
+  if s.val then
+    for _, n in ipairs(s.train_names) do s.log_names[#s.log_names + 1] = "val_" .. n end
+  end
+  local default_monitor = s.val and "val_loss" or "loss"
+  s.es = check_early_stopping(options.early_stopping, default_monitor)
+  if s.es then s.es.wait = 0 end
+  s.monitor = options.monitor or (s.es and s.es.monitor) or default_monitor
+  s.mode = options.mode or default_mode(s.monitor)
+  if s.mode ~= "min" and s.mode ~= "max" then fail("mode must be \"min\" or \"max\"") end
+  s.progress = progress_lib.new(progress_lib.mode(options.progress, options.verbose), s.epochs, options.output)
+
+  if options.checkpoint ~= nil then
+    if type(options.checkpoint) ~= "string" then fail("checkpoint must be a directory name") end
+    s.dir = options.checkpoint
+    make_dir(s.dir)
+  elseif options.resume then
+    fail("resume=true needs checkpoint=<directory> to resume from")
+  end
+  if options.resume then
+    local path = s.dir .. "/last.safetensors"
+    if file_exists(path) then
+      local meta = checkpoint.load_training(path, {model = model, optimizer = s.optimizer, scheduler = s.scheduler})
+      restore_fit_state(s, meta, path)
+      if s.es and s.es.restore_best_weights and file_exists(s.dir .. "/best.safetensors") then
+        s.best_state = checkpoint.load(s.dir .. "/best.safetensors")
+      end
+      s.progress:message(string.format("resuming from %s after epoch %d%s", path, s.epoch,
+                                       s.history.stopped and " (training had stopped: " .. s.history.stopped .. ")" or ""))
+    end
+  end
+
+  local modes = save_modes(model)
+  notify(s.callbacks, "on_train_begin", {epochs = s.epochs, start_epoch = s.epoch + 1})
+  local ok, err = pcall(run_epochs, s)
+  restore_modes(modes)
+  local history = s.history
+  if not ok then
+    if not is_interrupt(err) then error(err, 0) end
+    history.interrupted = true
+    s.progress:message(string.format("interrupted in epoch %d%s", s.epoch + 1, s.dir and string.format(
+      "; %s/last.safetensors holds epoch %d: run again with resume=true to continue", s.dir, s.epoch) or ""))
+  end
+  if s.best_state and (history.stopped or ok) then
+    model:load_state_dict(s.best_state)
+  end
+  if s.best.value ~= nil then history.best = {monitor = s.monitor, value = s.best.value, epoch = s.best.epoch} end
+  notify(s.callbacks, "on_train_end", history)
+  return history
+end
+
+return M

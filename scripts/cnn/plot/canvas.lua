@@ -1,0 +1,155 @@
+-- An RGB canvas for charts: filled rectangles, thick lines, and text in a 5x7 bitmap font
+-- (digits, capital letters - lower case is drawn as capitals - and the punctuation numbers and
+-- metric names need). Pixels are one integer 0xRRGGBB each in a flat table, row-major from the top
+-- left; coordinates are 1-based like everything on the Lua side.
+local png = require "cnn.plot.png"
+
+local Canvas = {}
+Canvas.__index = Canvas
+
+-- Each glyph is 7 rows of 5 bits, the most significant bit on the left.
+local font = {
+  ["0"] = {0x0E, 0x11, 0x13, 0x15, 0x19, 0x11, 0x0E}, ["1"] = {0x04, 0x0C, 0x04, 0x04, 0x04, 0x04, 0x0E},
+  ["2"] = {0x0E, 0x11, 0x01, 0x02, 0x04, 0x08, 0x1F}, ["3"] = {0x1F, 0x02, 0x04, 0x02, 0x01, 0x11, 0x0E},
+  ["4"] = {0x02, 0x06, 0x0A, 0x12, 0x1F, 0x02, 0x02}, ["5"] = {0x1F, 0x10, 0x1E, 0x01, 0x01, 0x11, 0x0E},
+  ["6"] = {0x06, 0x08, 0x10, 0x1E, 0x11, 0x11, 0x0E}, ["7"] = {0x1F, 0x01, 0x02, 0x04, 0x08, 0x08, 0x08},
+  ["8"] = {0x0E, 0x11, 0x11, 0x0E, 0x11, 0x11, 0x0E}, ["9"] = {0x0E, 0x11, 0x11, 0x0F, 0x01, 0x02, 0x0C},
+  A = {0x0E, 0x11, 0x11, 0x1F, 0x11, 0x11, 0x11}, B = {0x1E, 0x11, 0x11, 0x1E, 0x11, 0x11, 0x1E},
+  C = {0x0E, 0x11, 0x10, 0x10, 0x10, 0x11, 0x0E}, D = {0x1C, 0x12, 0x11, 0x11, 0x11, 0x12, 0x1C},
+  E = {0x1F, 0x10, 0x10, 0x1E, 0x10, 0x10, 0x1F}, F = {0x1F, 0x10, 0x10, 0x1E, 0x10, 0x10, 0x10},
+  G = {0x0E, 0x11, 0x10, 0x17, 0x11, 0x11, 0x0F}, H = {0x11, 0x11, 0x11, 0x1F, 0x11, 0x11, 0x11},
+  I = {0x0E, 0x04, 0x04, 0x04, 0x04, 0x04, 0x0E}, J = {0x07, 0x02, 0x02, 0x02, 0x02, 0x12, 0x0C},
+  K = {0x11, 0x12, 0x14, 0x18, 0x14, 0x12, 0x11}, L = {0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x1F},
+  M = {0x11, 0x1B, 0x15, 0x15, 0x11, 0x11, 0x11}, N = {0x11, 0x11, 0x19, 0x15, 0x13, 0x11, 0x11},
+  O = {0x0E, 0x11, 0x11, 0x11, 0x11, 0x11, 0x0E}, P = {0x1E, 0x11, 0x11, 0x1E, 0x10, 0x10, 0x10},
+  Q = {0x0E, 0x11, 0x11, 0x11, 0x15, 0x12, 0x0D}, R = {0x1E, 0x11, 0x11, 0x1E, 0x14, 0x12, 0x11},
+  S = {0x0F, 0x10, 0x10, 0x0E, 0x01, 0x01, 0x1E}, T = {0x1F, 0x04, 0x04, 0x04, 0x04, 0x04, 0x04},
+  U = {0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x0E}, V = {0x11, 0x11, 0x11, 0x11, 0x11, 0x0A, 0x04},
+  W = {0x11, 0x11, 0x11, 0x15, 0x15, 0x15, 0x0A}, X = {0x11, 0x11, 0x0A, 0x04, 0x0A, 0x11, 0x11},
+  Y = {0x11, 0x11, 0x11, 0x0A, 0x04, 0x04, 0x04}, Z = {0x1F, 0x01, 0x02, 0x04, 0x08, 0x10, 0x1F},
+  ["."] = {0x00, 0x00, 0x00, 0x00, 0x00, 0x0C, 0x0C}, [","] = {0x00, 0x00, 0x00, 0x00, 0x0C, 0x04, 0x08},
+  ["-"] = {0x00, 0x00, 0x00, 0x1F, 0x00, 0x00, 0x00}, ["+"] = {0x00, 0x04, 0x04, 0x1F, 0x04, 0x04, 0x00},
+  ["_"] = {0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x1F}, [":"] = {0x00, 0x0C, 0x0C, 0x00, 0x0C, 0x0C, 0x00},
+  ["/"] = {0x01, 0x01, 0x02, 0x04, 0x08, 0x10, 0x10}, ["%"] = {0x18, 0x19, 0x02, 0x04, 0x08, 0x13, 0x03},
+  ["("] = {0x02, 0x04, 0x08, 0x08, 0x08, 0x04, 0x02}, [")"] = {0x08, 0x04, 0x02, 0x02, 0x02, 0x04, 0x08},
+  ["="] = {0x00, 0x00, 0x1F, 0x00, 0x1F, 0x00, 0x00}, [" "] = {0, 0, 0, 0, 0, 0, 0},
+}
+-- Characters without a glyph are drawn as a box, so that a missing one is noticed.
+local unknown = {0x1F, 0x11, 0x11, 0x11, 0x11, 0x11, 0x1F}
+
+Canvas.GLYPH_WIDTH, Canvas.GLYPH_HEIGHT, Canvas.GLYPH_ADVANCE = 5, 7, 6
+
+function Canvas.new(width, height, background)
+  local self = setmetatable({width = width, height = height, pixels = {}}, Canvas)
+  local bg = background or 0xFFFFFF
+  for i = 1, width * height do self.pixels[i] = bg end
+  return self
+end
+
+function Canvas:set(x, y, color)
+  x, y = math.floor(x + 0.5), math.floor(y + 0.5)
+  if x >= 1 and x <= self.width and y >= 1 and y <= self.height then
+    self.pixels[(y - 1) * self.width + x] = color
+  end
+end
+
+function Canvas:get(x, y)
+  return self.pixels[(y - 1) * self.width + x]
+end
+
+function Canvas:fill_rect(x, y, w, h, color)
+  for yy = math.max(1, y), math.min(self.height, y + h - 1) do
+    local base = (yy - 1) * self.width
+    for xx = math.max(1, x), math.min(self.width, x + w - 1) do self.pixels[base + xx] = color end
+  end
+end
+
+-- A line from (x0, y0) to (x1, y1), thickness pixels wide (a square pen moved along it).
+function Canvas:line(x0, y0, x1, y1, color, thickness)
+  thickness = thickness or 1
+  local steps = math.max(math.abs(x1 - x0), math.abs(y1 - y0), 1)
+  local half = (thickness - 1) / 2
+  for s = 0, math.ceil(steps) do
+    local t = s / math.ceil(steps)
+    local x, y = x0 + (x1 - x0) * t, y0 + (y1 - y0) * t
+    self:fill_rect(math.floor(x - half + 0.5), math.floor(y - half + 0.5), thickness, thickness, color)
+  end
+end
+
+-- Text with its top-left corner at (x, y), each font pixel drawn as scale x scale.
+function Canvas:text(x, y, s, color, scale)
+  scale = scale or 1
+  for i = 1, #s do
+    local glyph = font[s:sub(i, i):upper()] or unknown
+    for row = 1, 7 do
+      local bits = glyph[row]
+      for col = 1, 5 do
+        if bits & (1 << (5 - col)) ~= 0 then
+          self:fill_rect(x + (col - 1) * scale, y + (row - 1) * scale, scale, scale, color)
+        end
+      end
+    end
+    x = x + Canvas.GLYPH_ADVANCE * scale
+  end
+end
+
+function Canvas.text_width(s, scale)
+  return #s == 0 and 0 or (#s * Canvas.GLYPH_ADVANCE - 1) * (scale or 1)
+end
+
+-- Text rotated a quarter turn counter-clockwise (read bottom to top), its bounding box's top-left
+-- corner at (x, y): for the label of a vertical axis.
+function Canvas:text_up(x, y, s, color, scale)
+  scale = scale or 1
+  local bottom = y + Canvas.text_width(s, scale) - 1
+  for i = 1, #s do
+    local glyph = font[s:sub(i, i):upper()] or unknown
+    for row = 1, 7 do
+      local bits = glyph[row]
+      for col = 1, 5 do
+        if bits & (1 << (5 - col)) ~= 0 then
+          self:fill_rect(x + (row - 1) * scale, bottom - col * scale + 1, scale, scale, color)
+        end
+      end
+    end
+    bottom = bottom - Canvas.GLYPH_ADVANCE * scale
+  end
+end
+
+function Canvas:encode_png()
+  local w, pixels = self.width, self.pixels
+  local char = string.char
+  return png.encode(w, self.height, function(y)
+    local bytes, base = {}, (y - 1) * w
+    for x = 1, w do
+      local c = pixels[base + x]
+      bytes[x] = char(c >> 16, (c >> 8) & 0xFF, c & 0xFF)
+    end
+    return table.concat(bytes)
+  end)
+end
+
+function Canvas:save_png(path)
+  local f, err = io.open(path, "wb")
+  if not f then error(string.format("plot: cannot write %s (%s)", path, err), 2) end
+  f:write(self:encode_png())
+  f:close()
+end
+
+-- The canvas as a 3 x H x W tensor of values in [0, 1] (for cnn.image functions).
+function Canvas:to_tensor()
+  local cnn = require "cnn"
+  local planes = {{}, {}, {}}
+  for y = 1, self.height do
+    local r, g, b = {}, {}, {}
+    local base = (y - 1) * self.width
+    for x = 1, self.width do
+      local c = self.pixels[base + x]
+      r[x], g[x], b[x] = (c >> 16) / 255, ((c >> 8) & 0xFF) / 255, (c & 0xFF) / 255
+    end
+    planes[1][y], planes[2][y], planes[3][y] = r, g, b
+  end
+  return cnn.tensor(planes)
+end
+
+return Canvas

@@ -1,0 +1,33 @@
+-- Value and error assertions shared by the specs:
+--   local A = require "assertions"
+--   A.assert_close(got, expected, tol)   -- got: tensor, number or nested table; expected: number or table
+--   A.assert_error(fragment, fn, ...)    -- fn(...) must raise an error whose message contains fragment
+--   A.max_diff(got, expected)            -- the largest absolute difference (math.huge on a shape mismatch)
+local cnn = require "cnn"
+
+local A = {}
+
+function A.max_diff(got, expected)
+  if cnn.is_tensor(got) then got = got:dim() == 0 and got:item() or got:totable() end
+  if type(expected) == "number" then
+    return type(got) == "number" and math.abs(got - expected) or math.huge
+  end
+  if type(got) ~= "table" or #got ~= #expected then return math.huge end
+  local worst = 0
+  for i = 1, #expected do worst = math.max(worst, A.max_diff(got[i], expected[i])) end
+  return worst
+end
+
+function A.assert_close(got, expected, tol)
+  tol = tol or 1e-5
+  local d = A.max_diff(got, expected)
+  assert(d <= tol, string.format("values differ by %g (tolerance %g)", d, tol))
+end
+
+function A.assert_error(fragment, fn, ...)
+  local ok, err = pcall(fn, ...)
+  assert(not ok, "expected an error containing: " .. fragment)
+  assert(tostring(err):find(fragment, 1, true), "error message was: " .. tostring(err))
+end
+
+return A
