@@ -40,20 +40,26 @@ static void check_options(lua_State *L, int t, const char *fname, const char *co
     }
 }
 
-/* A size argument (not an option): a positive integer or a pair {h, w} of them. */
+/* The integer at index i (a number with an integral value, clamped to int32), or *ok = 0. */
+static int32_t int32_at(lua_State *L, int i, int *ok) {
+    lua_Integer v = lua_type(L, i) == LUA_TNUMBER ? lua_tointegerx(L, i, ok) : (*ok = 0);
+    return (int32_t)(v > INT32_MAX ? INT32_MAX : v < INT32_MIN ? INT32_MIN : v);
+}
+
+/* A size argument (not an option): an integer or a pair {h, w} of them. */
 static void check_pair_arg(lua_State *L, int i, const char *fname, const char *what, int32_t out[2]) {
-    if (lua_isinteger(L, i)) {
-        lua_Integer v = lua_tointeger(L, i);
-        out[0] = out[1] = (int32_t)(v > INT32_MAX ? INT32_MAX : v < INT32_MIN ? INT32_MIN : v);
+    int ok;
+    if (lua_type(L, i) == LUA_TNUMBER) {
+        out[0] = out[1] = int32_at(L, i, &ok);
+        if (!ok) luaL_error(L, "%s: %s must be an integer, got %s", fname, what, lua_tostring(L, i));
         return;
     }
     if (lua_type(L, i) == LUA_TTABLE && luaL_len(L, i) == 2) {
         for (int k = 0; k < 2; k++) {
             lua_geti(L, i, k + 1);
-            int isint;
-            lua_Integer v = lua_tointegerx(L, -1, &isint);
-            if (!isint) luaL_error(L, "%s: %s must hold integers, got %s", fname, what, luaL_typename(L, -1));
-            out[k] = (int32_t)(v > INT32_MAX ? INT32_MAX : v < INT32_MIN ? INT32_MIN : v);
+            out[k] = int32_at(L, -1, &ok);
+            if (!ok)
+                luaL_error(L, "%s: %s must hold integers, got %s", fname, what, luaL_tolstring(L, -1, NULL));
             lua_pop(L, 1);
         }
         return;
@@ -118,21 +124,17 @@ static cnn_conv2d_options read_conv_options(lua_State *L, int t, const char *fna
     return o;
 }
 
-static int l_conv2d(lua_State *L) {
+static int convolution(lua_State *L, const char *fname, int transposed) {
     cnn_tensor *input = lcnn_check(L, 1), *weight = lcnn_check(L, 2);
     int opt;
-    cnn_tensor *bias = bias_and_options(L, "conv2d", &opt);
-    cnn_conv2d_options o = read_conv_options(L, opt, "conv2d", 0);
-    return lcnn_push(L, cnn_conv2d(input, weight, bias, &o));
+    cnn_tensor *bias = bias_and_options(L, fname, &opt);
+    cnn_conv2d_options o = read_conv_options(L, opt, fname, transposed);
+    return lcnn_push(L, transposed ? cnn_conv_transpose2d(input, weight, bias, &o)
+                                   : cnn_conv2d(input, weight, bias, &o));
 }
 
-static int l_conv_transpose2d(lua_State *L) {
-    cnn_tensor *input = lcnn_check(L, 1), *weight = lcnn_check(L, 2);
-    int opt;
-    cnn_tensor *bias = bias_and_options(L, "conv_transpose2d", &opt);
-    cnn_conv2d_options o = read_conv_options(L, opt, "conv_transpose2d", 1);
-    return lcnn_push(L, cnn_conv_transpose2d(input, weight, bias, &o));
-}
+static int l_conv2d(lua_State *L) { return convolution(L, "conv2d", 0); }
+static int l_conv_transpose2d(lua_State *L) { return convolution(L, "conv_transpose2d", 1); }
 
 /* ---- pooling ---------------------------------------------------------------------------------- */
 static const char *const max_pool_options[] = {"stride", "padding", "dilation", "ceil_mode", NULL};
@@ -240,11 +242,10 @@ static int l_upsample(lua_State *L) {
 static int l_pad(lua_State *L) {
     cnn_tensor *input = lcnn_check(L, 1);
     int32_t pads[4] = {0, 0, 0, 0};
-    if (lua_isinteger(L, 2)) {
-        lua_Integer v = lua_tointeger(L, 2);
-        pads[0] = pads[1] = pads[2] = pads[3] = (int32_t)(v > INT32_MAX   ? INT32_MAX
-                                                          : v < INT32_MIN ? INT32_MIN
-                                                                          : v);
+    int ok;
+    if (lua_type(L, 2) == LUA_TNUMBER) {
+        pads[0] = pads[1] = pads[2] = pads[3] = int32_at(L, 2, &ok);
+        if (!ok) return luaL_error(L, "pad: pads must be integers, got %s", lua_tostring(L, 2));
     } else {
         const lua_Integer n = lua_type(L, 2) == LUA_TTABLE ? luaL_len(L, 2) : -1;
         if (n != 2 && n != 4)
@@ -253,12 +254,10 @@ static int l_pad(lua_State *L) {
                 n < 0 ? luaL_typename(L, 2) : lua_pushfstring(L, "a table of %d values", (int)n));
         for (int k = 0; k < n; k++) {
             lua_geti(L, 2, k + 1);
-            int isint;
-            lua_Integer v = lua_tointegerx(L, -1, &isint);
-            if (!isint || v > INT32_MAX || v < INT32_MIN)
+            pads[k] = int32_at(L, -1, &ok);
+            if (!ok)
                 return luaL_error(L, "pad: pads must be integers, got %s in position %d",
-                                  luaL_typename(L, -1), k + 1);
-            pads[k] = (int32_t)v;
+                                  luaL_tolstring(L, -1, NULL), k + 1);
             lua_pop(L, 1);
         }
     }

@@ -162,26 +162,21 @@ static int l_mse_loss(lua_State *L) { return distance_loss(L, "mse_loss", cnn_ms
 
 static int l_l1_loss(lua_State *L) { return distance_loss(L, "l1_loss", cnn_l1_loss); }
 
-/* cnn.bce_loss(probs, target, {weight=nil, reduction="mean"}) */
-static int l_bce_loss(lua_State *L) {
-    const char *fname = "bce_loss";
+/* cnn.bce_loss(probs, target, {weight=nil, reduction="mean"}) and
+ * cnn.bce_with_logits(logits, target, {weight=nil, pos_weight=nil, reduction="mean"}) */
+static int binary_loss(lua_State *L, const char *fname, bool from_logits) {
     cnn_tensor *input = lcnn_check(L, 1), *target = lcnn_check(L, 2);
     int t = check_options(L, 3);
     cnn_reduction r = opt_reduction(L, t, fname);
     cnn_tensor *weight = lcnn_opt_tensor_field(L, t, fname, "weight");
-    return lcnn_push(L, cnn_bce_loss(input, target, weight, r));
-}
-
-/* cnn.bce_with_logits(logits, target, {weight=nil, pos_weight=nil, reduction="mean"}) */
-static int l_bce_with_logits(lua_State *L) {
-    const char *fname = "bce_with_logits";
-    cnn_tensor *input = lcnn_check(L, 1), *target = lcnn_check(L, 2);
-    int t = check_options(L, 3);
-    cnn_reduction r = opt_reduction(L, t, fname);
-    cnn_tensor *weight = lcnn_opt_tensor_field(L, t, fname, "weight");
+    if (!from_logits) return lcnn_push(L, cnn_bce_loss(input, target, weight, r));
     cnn_tensor *pos_weight = lcnn_opt_tensor_field(L, t, fname, "pos_weight");
     return lcnn_push(L, cnn_bce_with_logits(input, target, weight, pos_weight, r));
 }
+
+static int l_bce_loss(lua_State *L) { return binary_loss(L, "bce_loss", false); }
+
+static int l_bce_with_logits(lua_State *L) { return binary_loss(L, "bce_with_logits", true); }
 
 static const luaL_Reg layer_functions[] = {
     {"softmax", l_softmax},

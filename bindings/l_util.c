@@ -54,6 +54,16 @@ static int l_memory_in_use(lua_State *L) {
     return 1;
 }
 
+static int l_memory_cached(lua_State *L) {
+    lua_pushinteger(L, cnn_memory_cached());
+    return 1;
+}
+
+static int l_empty_cache(lua_State *L) {
+    cnn_empty_cache();
+    return 0;
+}
+
 /* ---- timer ------------------------------------------------------------------------------------ */
 static double now(void) {
     struct timespec ts;
@@ -92,7 +102,8 @@ static const luaL_Reg timer_methods[] = {{"elapsed", timer_elapsed}, {"reset", t
 static const luaL_Reg functions[] = {
     {"manual_seed", l_manual_seed}, {"get_rng_state", l_get_rng_state},
     {"set_rng_state", l_set_rng_state}, {"set_num_threads", l_set_num_threads},
-    {"get_num_threads", l_get_num_threads}, {"memory_in_use", l_memory_in_use}, {"timer", l_timer},
+    {"get_num_threads", l_get_num_threads}, {"memory_in_use", l_memory_in_use}, {"memory_cached", l_memory_cached},
+    {"empty_cache", l_empty_cache}, {"timer", l_timer},
     {NULL, NULL}};
 
 void lcnn_open_util(lua_State *L) {

@@ -28,8 +28,9 @@ int cnnlua_report(lua_State *L, int status);
 void cnnlua_message(const char *msg);
 /* Installs the SIGINT handler once; L is the state whose hook an interrupt sets. */
 void cnnlua_install_sigint(lua_State *L);
-/* While the prompt waits for input, Ctrl-C only sets a flag that cnnlua_take_prompt_interrupt()
- * reads and clears. Outside prompts and calls it ends the process as usual. */
+/* In prompt mode (the whole interactive session, between calls) Ctrl-C only sets a flag that
+ * cnnlua_take_prompt_interrupt() reads and clears; the prompt then abandons its line. Outside
+ * prompt mode and calls, Ctrl-C ends the process as an unhandled SIGINT does. */
 void cnnlua_set_prompt_mode(int at_prompt);
 int cnnlua_take_prompt_interrupt(void);
 

@@ -77,10 +77,11 @@ static void abandon_line(void) {
 static enum cnnlua_read_result read_with_readline(const char *prompt, char **line) {
     /* SIGINT stays blocked except inside pselect, so it cannot slip in between the check of the
      * flag and the wait, nor interrupt readline halfway through a key. */
-    sigset_t block, waiting;
+    sigset_t block, original, waiting;
     sigemptyset(&block);
     sigaddset(&block, SIGINT);
-    sigprocmask(SIG_BLOCK, &block, &waiting);
+    sigprocmask(SIG_BLOCK, &block, &original);
+    waiting = original;
     sigdelset(&waiting, SIGINT);
 
     cnnlua_take_prompt_interrupt(); /* a Ctrl-C pressed before the prompt appeared is stale */
@@ -106,7 +107,7 @@ static enum cnnlua_read_result read_with_readline(const char *prompt, char **lin
         }
         rl_callback_read_char();
     }
-    sigprocmask(SIG_UNBLOCK, &block, NULL);
+    sigprocmask(SIG_SETMASK, &original, NULL);
     if (result == CNNLUA_LINE) {
         if (finished_line == NULL) return CNNLUA_EOF;
         *line = finished_line;

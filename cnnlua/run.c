@@ -127,8 +127,9 @@ int cnnlua_docall(lua_State *L, int narg, int nres) {
     sigint_mode = MODE_CALL;
     int status = lua_pcall(L, narg, nres, base);
     sigint_mode = outer_mode;
-    /* An interrupt that arrived after the last hook point must not fire in the next call. */
-    lua_sethook(L, NULL, 0, 0);
+    /* An interrupt that arrived after the last hook point must not fire in the next call; a hook
+     * the program set itself (debug.sethook) stays. */
+    if (lua_gethook(L) == raise_interrupted) lua_sethook(L, NULL, 0, 0);
     call_interrupt_pending = 0;
     cnn_clear_interrupt();
     lua_remove(L, base);

@@ -299,8 +299,8 @@ static void check_same_count(lua_State *L, int64_t count, const char *what) {
     int64_t local[2] = {count, -count}, global[2];
     mpi_check(L, MPI_Allreduce(local, global, 2, MPI_INT64_T, MPI_MAX, MPI_COMM_WORLD), what);
     if (global[0] != -global[1])
-        luaL_error(L, "mpi.%s: the ranks pass different sizes (%lld to %lld elements; this rank %lld)",
-                   what, (long long)-global[1], (long long)global[0], (long long)count);
+        luaL_error(L, "mpi.%s: the ranks pass different sizes (%I to %I elements; this rank %I)", what,
+                   (lua_Integer)-global[1], (lua_Integer)global[0], (lua_Integer)count);
 }
 
 static MPI_Op check_op(lua_State *L, int i, int *mean) {
@@ -335,7 +335,7 @@ static int l_allreduce(lua_State *L) {
         packed = core.data(ts[0]);
     } else {
         packed = malloc(sizeof(float) * (size_t)total); /* (total,) */
-        if (!packed) return luaL_error(L, "mpi.allreduce: out of memory packing %lld floats", (long long)total);
+        if (!packed) return luaL_error(L, "mpi.allreduce: out of memory packing %I floats", (lua_Integer)total);
         int64_t at = 0;
         for (int k = 0; k < n; k++) {
             int64_t m = core.numel(ts[k]);

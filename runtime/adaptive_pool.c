@@ -47,52 +47,31 @@ static cnn_status adaptive_avg_pool2d_backward(cnn_node *node, cnn_tensor *grad_
     const cnn_tensor *input = node->inputs[0];
     const adaptive_plan p =
         plan_of(input, grad_output->shape[grad_output->ndim - 2], grad_output->shape[grad_output->ndim - 1]);
-    cnn_tensor *go_tmp = NULL;
-    const float *go = cnn_read_ptr(grad_output, &go_tmp);
-    cnn_tensor *gi = go ? cnn_spatial_zeros_like(input) : NULL;
-    if (!gi) {
-        cnn_release(go_tmp);
-        return cnn_last_status();
-    }
-    float *g = cnn_ptr(gi);
+    cnn_spatial_io io;
+    if (!cnn_spatial_backward_begin(&io, grad_output, input)) return cnn_last_status();
 #pragma omp parallel for if (p.planes * p.H * p.W > CNN_SPATIAL_PARALLEL_MIN) schedule(static)
     for (int64_t c = 0; c < p.planes; c++)
-        adaptive_plane_backward(&p, go + c * p.oH * p.oW, g + c * p.H * p.W);
-    cnn_release(go_tmp);
-    grad_inputs[0] = gi;
-    return CNN_OK;
+        adaptive_plane_backward(&p, io.src + c * p.oH * p.oW, io.dst + c * p.H * p.W);
+    return cnn_spatial_backward_end(&io, grad_inputs);
 }
 
 cnn_tensor *cnn_adaptive_avg_pool2d(cnn_tensor *input, int64_t out_h, int64_t out_w) {
     int64_t planes;
     if (!cnn_spatial_planes("adaptive_avg_pool2d", input, &planes)) return NULL;
-    const adaptive_plan p = plan_of(input, out_h, out_w);
     if (out_h < 1 || out_w < 1)
         return cnn_fail_null(CNN_ERR_ARGUMENT,
                              "adaptive_avg_pool2d: output size must be positive, got %lldx%lld (input %s)",
                              (long long)out_h, (long long)out_w, cnn_shape_str(input));
+    const adaptive_plan p = plan_of(input, out_h, out_w);
     if (p.H < 1 || p.W < 1)
         return cnn_fail_null(CNN_ERR_SHAPE,
                              "adaptive_avg_pool2d: input %s has an empty plane, nothing to average",
                              cnn_shape_str(input));
-    cnn_tensor *out = cnn_spatial_alloc(input, out_h, out_w);
-    if (!out) return NULL;
-    cnn_tensor *x_tmp = NULL;
-    const float *x = cnn_read_ptr(input, &x_tmp);
-    if (!x) {
-        cnn_release(out);
-        return NULL;
-    }
-    float *y = cnn_ptr(out);
+    cnn_spatial_io io;
+    if (!cnn_spatial_forward_begin(&io, input, out_h, out_w)) return NULL;
 #pragma omp parallel for if (p.planes * p.H * p.W > CNN_SPATIAL_PARALLEL_MIN) schedule(static)
-    for (int64_t c = 0; c < p.planes; c++) adaptive_plane(&p, x + c * p.H * p.W, y + c * out_h * out_w);
-    cnn_release(x_tmp);
-
-    bool failed;
-    cnn_record(out, "adaptive_avg_pool2d", adaptive_avg_pool2d_backward, 1, &input, &failed);
-    if (failed) {
-        cnn_release(out);
-        return NULL;
-    }
-    return out;
+    for (int64_t c = 0; c < p.planes; c++)
+        adaptive_plane(&p, io.src + c * p.H * p.W, io.dst + c * out_h * out_w);
+    return cnn_spatial_forward_end(&io, input, "adaptive_avg_pool2d", adaptive_avg_pool2d_backward, NULL, 0,
+                                   NULL);
 }

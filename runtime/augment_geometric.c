@@ -33,16 +33,21 @@ cnn_aug_affine cnn_aug_affine_defaults(void) {
 
 /* ---- resampling -------------------------------------------------------------------------------- */
 
+/* Positions this close to the edge count as on it: a shift of 0.4f x 5 pixels lands at 2.00000003,
+ * and rounding noise must not turn an edge pixel into the fill value. */
+#define EDGE_TOLERANCE 1e-4
+
 static inline bool outside(double y, double x, int64_t h, int64_t w) {
-    return !(y >= 0.0 && y <= (double)(h - 1) && x >= 0.0 && x <= (double)(w - 1));
+    return !(y >= -EDGE_TOLERANCE && y <= (double)(h - 1) + EDGE_TOLERANCE && x >= -EDGE_TOLERANCE &&
+             x <= (double)(w - 1) + EDGE_TOLERANCE);
 }
 
 void aug_resample(const aug_window *in, aug_image out, const double m[6], aug_edge edge, float cval,
                   cnn_sampling sampling) {
     const int64_t h = in->h, w = in->w, C = in->C;
     const int64_t rs = in->row_stride, ps = in->plane_stride, out_plane = out.H * out.W;
-    /* Inside [0, h-1] x [0, w-1] a constant edge never reads a fill value: only the zero-weight
-     * neighbour of the last row/column can fall outside, and clamping it is harmless. */
+    /* Inside [0, h-1] x [0, w-1] (give or take the tolerance) a constant edge never reads a fill
+     * value: only a neighbour of (almost) zero weight can fall outside, and clamping it is harmless. */
     const aug_edge tap_edge = edge == AUG_EDGE_CONSTANT ? AUG_EDGE_CLAMP : edge;
     for (int64_t r = 0; r < out.H; r++) {
         for (int64_t q = 0; q < out.W; q++) {

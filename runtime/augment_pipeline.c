@@ -350,6 +350,8 @@ cnn_status cnn_aug_output_shape(const cnn_aug_pipeline *p, const int64_t in_chw[
     return walk_shapes(p, in_chw, out_chw, NULL) ? CNN_OK : cnn_last_status();
 }
 
+uint64_t cnn_aug_random_seed(void) { return cnn_rng_next_u64(); }
+
 /* ---- running ---------------------------------------------------------------------------------------- */
 
 static void run_stage(const aug_stage *s, aug_image in, aug_image out, aug_rng *r) {
@@ -433,7 +435,9 @@ cnn_tensor *cnn_aug_apply(const cnn_aug_pipeline *p, cnn_tensor *x, uint64_t see
     {
         float *scratch = malloc((size_t)(2 * max_elems) * sizeof(float));
         if (!scratch) out_of_memory = true;
-#pragma omp for schedule(static)
+        /* dynamic: a thread that loses its core to another process does not hold back the batch,
+         * and the per-image seeding makes the result independent of who runs which image */
+#pragma omp for schedule(dynamic, 4)
         for (int64_t i = 0; i < N; i++) {
             if (!scratch || out_of_memory || interrupted) continue;
             if ((i & 31) == 0 && cnn_interrupted()) {

@@ -47,7 +47,7 @@ cnn_tensor *cnn_cifar_load(const char *path, int label_bytes, int label_index, c
         y[i] = (float)buffer[label_index];
         const unsigned char *pixels = buffer + label_bytes;
         float *image = x + i * CIFAR_IMAGE_BYTES;
-        for (int k = 0; k < CIFAR_IMAGE_BYTES; k++) image[k] = (float)pixels[k] * (1.0f / 255.0f);
+        for (int k = 0; k < CIFAR_IMAGE_BYTES; k++) image[k] = (float)pixels[k] / 255.0f;
         if ((i & 1023) == 1023 && cnn_interrupted()) {
             cnn_fail(CNN_ERR_INTERRUPTED, "%s: interrupted while reading %s", op, path);
             goto fail;

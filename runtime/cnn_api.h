@@ -54,6 +54,10 @@ void cnn_set_num_threads(int n);
 int cnn_get_num_threads(void);
 /* Bytes of tensor storage currently allocated by this process (all threads). */
 int64_t cnn_memory_in_use(void);
+/* Freed blocks are kept for reuse (per exact size) up to a limit, 256 MiB by default. */
+int64_t cnn_memory_cached(void);
+void cnn_set_cache_limit(int64_t bytes);
+void cnn_empty_cache(void);
 const char *cnn_version(void);
 
 /* ---- random numbers --------------------------------------------------------------------------- */
@@ -423,6 +427,8 @@ cnn_status cnn_aug_add_gate(cnn_aug_pipeline *p, float prob, int count);
  * stage that does not fit. */
 cnn_status cnn_aug_output_shape(const cnn_aug_pipeline *p, const int64_t in_chw[3], int64_t out_chw[3]);
 cnn_tensor *cnn_aug_apply(const cnn_aug_pipeline *p, cnn_tensor *x, uint64_t seed);
+/* A seed drawn from the process generator, for callers that want cnn_manual_seed to decide. */
+uint64_t cnn_aug_random_seed(void);
 
 /* Images: files hold 8 bits per sample; tensors are (C, H, W) in [0, 1]. channels = 0 keeps the file's
  * own layout (1 gray, 2 gray + alpha, 3 RGB, 4 RGBA); 1..4 converts. PNG, JPEG, BMP, TGA, GIF (first

@@ -3,7 +3,7 @@
  *   oH = (H + pad_top + pad_bottom - dilation_h*(kH-1) - 1) / stride_h + 1, likewise oW.
  * "same" padding follows PyTorch: stride 1 only, total dilation*(k-1) split with the odd extra
  * element on the bottom/right; "valid" is no padding. The numerics live in conv_gemm.c. */
-#include "conv_shape.h"
+#include "conv_node.h"
 
 cnn_conv2d_options cnn_conv2d_defaults(void) {
     cnn_conv2d_options o = {.stride = {1, 1},
@@ -15,45 +15,18 @@ cnn_conv2d_options cnn_conv2d_defaults(void) {
     return o;
 }
 
-/* Saved tensors: the input when the weight needs a gradient, then the weight when the input does. */
 static cnn_status conv2d_backward(cnn_node *node, cnn_tensor *grad_output, cnn_tensor **grad_inputs) {
-    int slot = 0;
-    cnn_tensor *input = node->needs_grad[1] ? node->saved[slot++] : NULL;
-    cnn_tensor *weight = node->needs_grad[0] ? node->saved[slot++] : NULL;
-    const int64_t out_channels = grad_output->shape[1];
-    cnn_tensor *go_tmp = NULL, *in_tmp = NULL, *w_tmp = NULL;
-    cnn_status st = CNN_OK;
-    const float *go = cnn_read_ptr(grad_output, &go_tmp); // (N, O, oH, oW)
-    if (!go) return cnn_last_status();
-
-    if (node->needs_grad[2]) {
-        grad_inputs[2] = cnn_alloc(1, &out_channels);
-        if (!grad_inputs[2]) goto fail;
-        cnn_conv_bias_grad(go, grad_output->shape[0], out_channels,
-                           grad_output->shape[2] * grad_output->shape[3], cnn_ptr(grad_inputs[2]));
-    }
-    if (input || weight) {
-        const cnn_tensor *input_like = input ? input : node->inputs[0];
-        const cnn_tensor *weight_like = weight ? weight : node->inputs[1];
-        cnn_conv_plan plan = cnn_conv_make_plan(input_like->shape, weight_like->shape, node->ints,
+    cnn_conv_grad g;
+    cnn_status st = cnn_conv_grad_begin(node, grad_output, grad_inputs, &g);
+    if (st == CNN_OK && (g.want_input || g.want_weight)) {
+        cnn_conv_plan plan = cnn_conv_make_plan(g.input_like->shape, g.weight_like->shape, node->ints,
                                                 grad_output->shape[2], grad_output->shape[3]);
-        const float *x = NULL, *w = NULL;
-        if (input && !(x = cnn_read_ptr(input, &in_tmp))) goto fail;
-        if (weight && !(w = cnn_read_ptr(weight, &w_tmp))) goto fail;
-        if (weight && !(grad_inputs[0] = cnn_alloc(4, input_like->shape))) goto fail;
-        if (input && !(grad_inputs[1] = cnn_alloc(4, weight_like->shape))) goto fail;
-        st = cnn_conv_gemm_backward(&plan, x, w, go, weight ? cnn_ptr(grad_inputs[0]) : NULL,
-                                    input ? cnn_ptr(grad_inputs[1]) : NULL, "conv2d backward");
+        st = cnn_conv_gemm_backward(&plan, g.data.input, g.data.weight, g.grad_output,
+                                    g.want_input ? cnn_ptr(grad_inputs[0]) : NULL,
+                                    g.want_weight ? cnn_ptr(grad_inputs[1]) : NULL, "conv2d backward");
     }
-    cnn_release(go_tmp);
-    cnn_release(in_tmp);
-    cnn_release(w_tmp);
+    cnn_conv_grad_end(&g);
     return st;
-fail:
-    cnn_release(go_tmp);
-    cnn_release(in_tmp);
-    cnn_release(w_tmp);
-    return cnn_last_status();
 }
 
 /* Resolves the padding mode into (top, left) and the output size; false + error when the kernel
@@ -125,32 +98,14 @@ cnn_tensor *cnn_conv2d(cnn_tensor *input, cnn_tensor *weight, cnn_tensor *bias,
     const int64_t out_shape[4] = {input->shape[0], O, out_hw[0], out_hw[1]};
     cnn_tensor *out = cnn_alloc(4, out_shape);
     if (!out) return NULL;
-    cnn_tensor *x_tmp = NULL, *w_tmp = NULL, *b_tmp = NULL;
-    const float *x = cnn_read_ptr(input, &x_tmp);
-    const float *w = x ? cnn_read_ptr(weight, &w_tmp) : NULL;
-    const float *b = w && bias ? cnn_read_ptr(bias, &b_tmp) : NULL;
-    cnn_status st = !x || !w || (bias && !b) ? cnn_last_status()
-                                             : cnn_conv_gemm_forward(&plan, x, w, b, cnn_ptr(out), "conv2d");
-    cnn_release(x_tmp);
-    cnn_release(w_tmp);
-    cnn_release(b_tmp);
+    cnn_conv_data d;
+    cnn_status st = cnn_conv_data_read(&d, input, weight, bias)
+                        ? cnn_conv_gemm_forward(&plan, d.input, d.weight, d.bias, cnn_ptr(out), "conv2d")
+                        : cnn_last_status();
+    cnn_conv_data_release(&d);
     if (st != CNN_OK) {
         cnn_release(out);
         return NULL;
     }
-
-    bool failed;
-    cnn_tensor *inputs[3] = {input, weight, bias};
-    cnn_node *node = cnn_record(out, "conv2d", conv2d_backward, 3, inputs, &failed);
-    if (node) {
-        for (int i = 0; i < CNN_CONV_N_PARAMS; i++) node->ints[i] = params[i];
-        if ((node->needs_grad[1] && !cnn_node_save(node, input)) ||
-            (node->needs_grad[0] && !cnn_node_save(node, weight)))
-            failed = true;
-    }
-    if (failed) {
-        cnn_release(out);
-        return NULL;
-    }
-    return out;
+    return cnn_conv_record(out, "conv2d", conv2d_backward, input, weight, bias, params);
 }

@@ -1,29 +1,52 @@
 /* Convolution as im2col + sgemm, with its adjoints. Dimension legend: N batch, C input channels,
  * O output channels, G groups, Cg = C/G, Og = O/G, K = Cg*kH*kW (rows of the column matrix),
- * P = oH*oW (output positions per image), B images per chunk.
+ * P = oH*oW (output positions per image), B images per chunk, T threads.
  *
- * Work goes image by image when an image has a few hundred output positions: the column matrix
- * then stays in cache between im2col and sgemm, and the product lands in the NCHW output directly.
- * Small images are grouped B at a time, side by side in one (K, B*P) matrix, so that each sgemm is
- * still wide enough to run at full speed; their product goes through a (Og, B*P) buffer scattered
- * back per image. Threads: the products use the BLAS's own; only the unfolding of multi-image
- * chunks is spread over OpenMP threads. */
+ * The batch is cut into chunks of B images; one work item is one chunk of one group. An item
+ * unfolds its images into a (K, B*P) column matrix and runs one sgemm. B is 1 once an image has a
+ * few hundred output positions: the column matrix then stays in cache between im2col and sgemm and
+ * the product lands in the NCHW output directly. Smaller images are laid side by side so that the
+ * product is still wide enough to run at full speed, and go through a (Og, B*P) staging buffer.
+ *
+ * Items are independent, so with several items they are spread over OpenMP threads, each with its
+ * own buffers and a single-threaded sgemm (blas_threads.h); each thread sums its share of the weight
+ * gradient apart and the shares are added at the end. A single item (one image, one group) runs on
+ * the calling thread and leaves the threading to the BLAS. */
 #include "conv_gemm.h"
 
 #include <cblas.h>
+#include <omp.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Images per chunk. One image per product is fastest once an image has a few hundred output
- * positions (the column matrix stays in cache and the product lands in the output directly); small
- * images are grouped until the product is about TARGET_COLUMNS wide, within COLUMN_BUDGET_FLOATS
- * of unfolded patches. */
+#include "blas_threads.h"
+
+/* Chunking: about TARGET_COLUMNS output positions per product, within COLUMN_BUDGET_FLOATS of
+ * unfolded patches. */
 enum { TARGET_COLUMNS = 256, COLUMN_BUDGET_FLOATS = 1 << 20 };
 
-static int64_t images_per_chunk(const cnn_conv_plan *p, int64_t K, int64_t P) {
-    int64_t b = P > 0 ? (TARGET_COLUMNS + P - 1) / P : p->batch;
-    if (K * P > 0 && b > COLUMN_BUDGET_FLOATS / (K * P)) b = COLUMN_BUDGET_FLOATS / (K * P);
-    if (b > p->batch) b = p->batch;
+/* About 50 microseconds of work: below that, waking threads costs more than it saves. */
+enum { PARALLEL_MIN_MACS = 1 << 21 };
+
+typedef struct conv_scratch {
+    float *col;         /* (K, B*P) */
+    float *staging;     /* (Og, B*P): products or gathered output gradients of multi-image chunks */
+    float *grad_weight; /* (O, K): this thread's share of the weight gradient, when T > 1 */
+} conv_scratch;
+
+typedef struct conv_work {
+    const cnn_conv_plan *p;
+    int64_t N, G, O, Og, Cg, C, HW, P, K;
+    int64_t chunk, items;
+    int threads;
+    conv_scratch *scratch; /* one per thread */
+} conv_work;
+
+static int64_t images_per_chunk(int64_t N, int64_t K, int64_t P) {
+    int64_t b = (TARGET_COLUMNS + P - 1) / P;
+    if (b > COLUMN_BUDGET_FLOATS / (K * P)) b = COLUMN_BUDGET_FLOATS / (K * P);
+    if (b > N) b = N;
     return b < 1 ? 1 : b;
 }
 
@@ -33,8 +56,138 @@ static float *scratch_floats(int64_t n) {
     return ptr;
 }
 
-static cnn_status out_of_memory(const char *op, int64_t floats) {
-    return cnn_fail(CNN_ERR_MEMORY, "%s: out of memory for a %lld-float work buffer", op, (long long)floats);
+static void free_scratch(conv_scratch *scratch, int threads) {
+    if (!scratch) return;
+    for (int t = 0; t < threads; t++) {
+        free(scratch[t].col);
+        free(scratch[t].staging);
+        free(scratch[t].grad_weight);
+    }
+    free(scratch);
+}
+
+static void work_end(conv_work *w) {
+    free_scratch(w->scratch, w->threads);
+    if (w->threads > 1) cnn_blas_serial_end();
+}
+
+/* Sizes, thread count and per-thread buffers (zeroed weight-gradient shares when asked). Call only
+ * with N, O, P and K all positive. */
+static cnn_status work_begin(conv_work *w, const cnn_conv_plan *p, bool weight_shares, const char *op) {
+    const cnn_conv_geometry *g = &p->geo;
+    *w = (conv_work){.p = p,
+                     .N = p->batch,
+                     .G = p->groups,
+                     .O = p->out_channels,
+                     .Cg = g->channels,
+                     .HW = g->height * g->width,
+                     .P = g->out_h * g->out_w,
+                     .K = cnn_geometry_col_rows(g)};
+    w->Og = w->O / w->G;
+    w->C = w->Cg * w->G;
+    w->chunk = images_per_chunk(w->N, w->K, w->P);
+    w->items = (w->N + w->chunk - 1) / w->chunk * w->G;
+    // threads only pay off when each gets at least PARALLEL_MIN_MACS multiply-adds
+    const int64_t macs = w->N * w->O * w->P * w->K, by_work = macs / PARALLEL_MIN_MACS;
+    int64_t threads = cnn_get_num_threads();
+    if (threads > w->items) threads = w->items;
+    if (threads > by_work) threads = by_work;
+    w->threads = (int)threads;
+    if (w->threads < 1) w->threads = 1;
+    w->scratch = calloc((size_t)w->threads, sizeof *w->scratch);
+    const int64_t col_floats = w->K * w->chunk * w->P, staging_floats = w->Og * w->chunk * w->P;
+    bool ok = w->scratch != NULL;
+    for (int t = 0; ok && t < w->threads; t++) {
+        conv_scratch *s = &w->scratch[t];
+        s->col = scratch_floats(col_floats);
+        s->staging = w->chunk > 1 ? scratch_floats(staging_floats) : NULL;
+        s->grad_weight = weight_shares && w->threads > 1 ? scratch_floats(w->O * w->K) : NULL;
+        ok = s->col && (w->chunk == 1 || s->staging) && (!weight_shares || w->threads == 1 || s->grad_weight);
+        if (ok && s->grad_weight) memset(s->grad_weight, 0, (size_t)(w->O * w->K) * sizeof(float));
+    }
+    if (!ok) {
+        free_scratch(w->scratch, w->threads);
+        return cnn_fail(CNN_ERR_MEMORY, "%s: out of memory for %d work buffers of %lld floats", op,
+                        w->threads, (long long)(col_floats + staging_floats));
+    }
+    if (w->threads > 1) cnn_blas_serial_begin();
+    return CNN_OK;
+}
+
+/* The chunk and group of an item: images [n0, n0 + B) of group grp. */
+typedef struct item_span {
+    int64_t n0, B, grp;
+} item_span;
+
+static item_span span_of(const conv_work *w, int64_t item) {
+    item_span s = {.n0 = item / w->G * w->chunk, .grp = item % w->G};
+    s.B = w->N - s.n0 < w->chunk ? w->N - s.n0 : w->chunk;
+    return s;
+}
+
+/* col (K, B*P) <- the span's images of its group. */
+static void unfold_span(const conv_work *w, const item_span *s, const float *input, float *col) {
+    const float *first = input + (s->n0 * w->C + s->grp * w->Cg) * w->HW;
+    for (int64_t b = 0; b < s->B; b++)
+        cnn_im2col(first + b * w->C * w->HW, &w->p->geo, col + b * w->P, s->B * w->P);
+}
+
+typedef void (*item_fn)(const conv_work *w, int64_t item, conv_scratch *s, const void *args);
+
+/* Runs fn on every item, spread over the work's threads; false when interrupted. */
+static bool run_items(const conv_work *w, item_fn fn, const void *args) {
+    if (w->threads == 1) {
+        for (int64_t item = 0; item < w->items; item++) {
+            if (cnn_interrupted()) return false;
+            fn(w, item, &w->scratch[0], args);
+        }
+        return true;
+    }
+    atomic_bool stop = false;
+#pragma omp parallel for num_threads(w->threads) schedule(dynamic, 1)
+    for (int64_t item = 0; item < w->items; item++) {
+        if (atomic_load_explicit(&stop, memory_order_relaxed)) continue;
+        if (cnn_interrupted()) {
+            atomic_store(&stop, true);
+            continue;
+        }
+        fn(w, item, &w->scratch[omp_get_thread_num()], args);
+    }
+    return !atomic_load(&stop);
+}
+
+/* ---- forward ---------------------------------------------------------------------------------- */
+typedef struct forward_args {
+    const float *input, *weight, *bias;
+    float *output;
+} forward_args;
+
+static void forward_item(const conv_work *w, int64_t item, conv_scratch *s, const void *args) {
+    const forward_args *a = args;
+    const item_span sp = span_of(w, item);
+    const int64_t P = w->P, BP = sp.B * P, Og = w->Og, K = w->K;
+    unfold_span(w, &sp, a->input, s->col);
+    const float *weight = a->weight + sp.grp * Og * K; // (Og, K)
+    const float *bias = a->bias ? a->bias + sp.grp * Og : NULL;
+    if (sp.B == 1) {
+        // the bias is written first and the product added to it: one pass over the output
+        float *dst = a->output + (sp.n0 * w->O + sp.grp * Og) * P; // (Og, P)
+        if (bias)
+            for (int64_t o = 0; o < Og; o++)
+                for (int64_t i = 0; i < P; i++) dst[o * P + i] = bias[o];
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)Og, (int)P, (int)K, 1.0f, weight, (int)K,
+                    s->col, (int)P, bias ? 1.0f : 0.0f, dst, (int)P);
+        return;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)Og, (int)BP, (int)K, 1.0f, weight, (int)K,
+                s->col, (int)BP, 0.0f, s->staging, (int)BP);
+    for (int64_t b = 0; b < sp.B; b++)
+        for (int64_t o = 0; o < Og; o++) {
+            float *dst = a->output + ((sp.n0 + b) * w->O + sp.grp * Og + o) * P; // (P)
+            const float *src = s->staging + o * BP + b * P;                      // (P)
+            const float v = bias ? bias[o] : 0.0f;
+            for (int64_t i = 0; i < P; i++) dst[i] = src[i] + v;
+        }
 }
 
 /* Fills (N, O, P) with the bias of each channel, or zeros. */
@@ -47,128 +200,85 @@ static void fill_with_bias(float *output, const float *bias, int64_t N, int64_t 
         }
 }
 
-/* col (K, B*P) <- the B images of one group, starting at first_image (C, H, W) strided by C*H*W. */
-static void unfold_chunk(const cnn_conv_plan *p, const float *first_image, int64_t B, float *col) {
-    const cnn_conv_geometry *g = &p->geo;
-    const int64_t image_size = g->channels * p->groups * g->height * g->width;
-    const int64_t P = g->out_h * g->out_w;
-#pragma omp parallel for if (B > 1) schedule(static)
-    for (int64_t b = 0; b < B; b++) cnn_im2col(first_image + b * image_size, g, col + b * P, B * P);
-}
-
 cnn_status cnn_conv_gemm_forward(const cnn_conv_plan *p, const float *input, const float *weight,
                                  const float *bias, float *output, const char *op) {
-    const cnn_conv_geometry *g = &p->geo;
-    const int64_t N = p->batch, G = p->groups, O = p->out_channels, Og = O / G;
-    const int64_t Cg = g->channels, C = Cg * G, HW = g->height * g->width;
-    const int64_t P = g->out_h * g->out_w, K = cnn_geometry_col_rows(g);
-    if (N == 0 || O == 0 || P == 0) return CNN_OK;
+    const int64_t P = p->geo.out_h * p->geo.out_w, K = cnn_geometry_col_rows(&p->geo);
+    if (p->batch == 0 || p->out_channels == 0 || P == 0) return CNN_OK;
     if (K == 0) {
-        fill_with_bias(output, bias, N, O, P);
+        fill_with_bias(output, bias, p->batch, p->out_channels, P);
         return CNN_OK;
     }
-    const int64_t chunk = images_per_chunk(p, K, P);
-    float *col = scratch_floats(K * chunk * P);                      // (K, B*P)
-    float *prod = chunk > 1 ? scratch_floats(Og * chunk * P) : NULL; // (Og, B*P)
-    cnn_status st = CNN_OK;
-    if (!col || (chunk > 1 && !prod)) {
-        st = out_of_memory(op, K * chunk * P + Og * chunk * P);
-        goto done;
-    }
-    for (int64_t n0 = 0; n0 < N; n0 += chunk) {
-        const int64_t B = N - n0 < chunk ? N - n0 : chunk, BP = B * P;
-        for (int64_t grp = 0; grp < G; grp++) {
-            if (cnn_interrupted()) {
-                st = cnn_fail(CNN_ERR_INTERRUPTED, "%s: interrupted", op);
-                goto done;
-            }
-            unfold_chunk(p, input + (n0 * C + grp * Cg) * HW, B, col);
-            const float *w = weight + grp * Og * K; // (Og, K)
-            if (B == 1) {
-                float *dst = output + (n0 * O + grp * Og) * P; // (Og, P)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)Og, (int)P, (int)K, 1.0f, w,
-                            (int)K, col, (int)P, 0.0f, dst, (int)P);
-                if (bias)
-                    for (int64_t o = 0; o < Og; o++) {
-                        const float v = bias[grp * Og + o];
-                        for (int64_t i = 0; i < P; i++) dst[o * P + i] += v;
-                    }
-                continue;
-            }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)Og, (int)BP, (int)K, 1.0f, w, (int)K,
-                        col, (int)BP, 0.0f, prod, (int)BP);
-            for (int64_t b = 0; b < B; b++)
-                for (int64_t o = 0; o < Og; o++) {
-                    float *dst = output + ((n0 + b) * O + grp * Og + o) * P; // (P)
-                    const float *src = prod + o * BP + b * P;                // (P)
-                    const float v = bias ? bias[grp * Og + o] : 0.0f;
-                    for (int64_t i = 0; i < P; i++) dst[i] = src[i] + v;
-                }
-        }
-    }
-done:
-    free(col);
-    free(prod);
+    conv_work w;
+    cnn_status st = work_begin(&w, p, false, op);
+    if (st != CNN_OK) return st;
+    const forward_args args = {input, weight, bias, output};
+    if (!run_items(&w, forward_item, &args)) st = cnn_fail(CNN_ERR_INTERRUPTED, "%s: interrupted", op);
+    work_end(&w);
     return st;
+}
+
+/* ---- backward --------------------------------------------------------------------------------- */
+typedef struct backward_args {
+    const float *input, *weight, *grad_output;
+    float *grad_input, *grad_weight;
+} backward_args;
+
+static void backward_item(const conv_work *w, int64_t item, conv_scratch *s, const void *args) {
+    const backward_args *a = args;
+    const item_span sp = span_of(w, item);
+    const int64_t P = w->P, BP = sp.B * P, Og = w->Og, K = w->K;
+    // go: this item's output gradient as one (Og, B*P) matrix
+    const float *go = a->grad_output + (sp.n0 * w->O + sp.grp * Og) * P;
+    if (sp.B > 1) {
+        for (int64_t b = 0; b < sp.B; b++)
+            for (int64_t o = 0; o < Og; o++)
+                memcpy(s->staging + o * BP + b * P,
+                       a->grad_output + ((sp.n0 + b) * w->O + sp.grp * Og + o) * P,
+                       (size_t)P * sizeof(float));
+        go = s->staging;
+    }
+    if (a->grad_weight) {
+        unfold_span(w, &sp, a->input, s->col);
+        // grad_weight_g (Og, K) += go (Og, B*P) x col^T (B*P, K), into this thread's share
+        float *gw = (s->grad_weight ? s->grad_weight : a->grad_weight) + sp.grp * Og * K;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)Og, (int)K, (int)BP, 1.0f, go, (int)BP,
+                    s->col, (int)BP, 1.0f, gw, (int)K);
+    }
+    if (a->grad_input) {
+        // col (K, B*P) = weight_g^T (K, Og) x go (Og, B*P), folded back onto the images
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, (int)BP, (int)Og, 1.0f,
+                    a->weight + sp.grp * Og * K, (int)K, go, (int)BP, 0.0f, s->col, (int)BP);
+        float *first = a->grad_input + (sp.n0 * w->C + sp.grp * w->Cg) * w->HW;
+        for (int64_t b = 0; b < sp.B; b++)
+            cnn_col2im(s->col + b * P, &w->p->geo, first + b * w->C * w->HW, BP);
+    }
 }
 
 cnn_status cnn_conv_gemm_backward(const cnn_conv_plan *p, const float *input, const float *weight,
                                   const float *grad_output, float *grad_input, float *grad_weight,
                                   const char *op) {
     const cnn_conv_geometry *g = &p->geo;
-    const int64_t N = p->batch, G = p->groups, O = p->out_channels, Og = O / G;
-    const int64_t Cg = g->channels, C = Cg * G, HW = g->height * g->width;
     const int64_t P = g->out_h * g->out_w, K = cnn_geometry_col_rows(g);
-    if (grad_input) memset(grad_input, 0, (size_t)(N * C * HW) * sizeof(float));
-    if (grad_weight) memset(grad_weight, 0, (size_t)(O * K) * sizeof(float));
-    if (N == 0 || O == 0 || P == 0 || K == 0 || (!grad_input && !grad_weight)) return CNN_OK;
-
-    const int64_t chunk = images_per_chunk(p, K, P);
-    float *col = scratch_floats(K * chunk * P);                          // (K, B*P)
-    float *gathered = chunk > 1 ? scratch_floats(Og * chunk * P) : NULL; // (Og, B*P)
-    cnn_status st = CNN_OK;
-    if (!col || (chunk > 1 && !gathered)) {
-        st = out_of_memory(op, K * chunk * P + Og * chunk * P);
-        goto done;
+    const int64_t C = g->channels * p->groups, HW = g->height * g->width;
+    if (grad_input) memset(grad_input, 0, (size_t)(p->batch * C * HW) * sizeof(float));
+    if (grad_weight) memset(grad_weight, 0, (size_t)(p->out_channels * K) * sizeof(float));
+    if (p->batch == 0 || p->out_channels == 0 || P == 0 || K == 0 || (!grad_input && !grad_weight))
+        return CNN_OK;
+    conv_work w;
+    cnn_status st = work_begin(&w, p, grad_weight != NULL, op);
+    if (st != CNN_OK) return st;
+    const backward_args args = {input, weight, grad_output, grad_input, grad_weight};
+    if (!run_items(&w, backward_item, &args)) st = cnn_fail(CNN_ERR_INTERRUPTED, "%s: interrupted", op);
+    if (st == CNN_OK && grad_weight && w.threads > 1) {
+        const int64_t n = w.O * K;
+        for (int t = 0; t < w.threads; t++)
+            for (int64_t i = 0; i < n; i++) grad_weight[i] += w.scratch[t].grad_weight[i];
     }
-    for (int64_t n0 = 0; n0 < N; n0 += chunk) {
-        const int64_t B = N - n0 < chunk ? N - n0 : chunk, BP = B * P;
-        for (int64_t grp = 0; grp < G; grp++) {
-            if (cnn_interrupted()) {
-                st = cnn_fail(CNN_ERR_INTERRUPTED, "%s: interrupted", op);
-                goto done;
-            }
-            // go: this group's output gradient for the chunk as one (Og, B*P) matrix
-            const float *go = grad_output + (n0 * O + grp * Og) * P;
-            if (B > 1) {
-                for (int64_t b = 0; b < B; b++)
-                    for (int64_t o = 0; o < Og; o++)
-                        memcpy(gathered + o * BP + b * P, grad_output + ((n0 + b) * O + grp * Og + o) * P,
-                               (size_t)P * sizeof(float));
-                go = gathered;
-            }
-            if (grad_weight) {
-                unfold_chunk(p, input + (n0 * C + grp * Cg) * HW, B, col);
-                // grad_weight_g (Og, K) += go (Og, B*P) x col^T (B*P, K)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)Og, (int)K, (int)BP, 1.0f, go,
-                            (int)BP, col, (int)BP, n0 == 0 ? 0.0f : 1.0f, grad_weight + grp * Og * K, (int)K);
-            }
-            if (grad_input) {
-                // col (K, B*P) = weight_g^T (K, Og) x go (Og, B*P), folded back onto the images
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, (int)BP, (int)Og, 1.0f,
-                            weight + grp * Og * K, (int)K, go, (int)BP, 0.0f, col, (int)BP);
-                float *first = grad_input + (n0 * C + grp * Cg) * HW;
-#pragma omp parallel for if (B > 1) schedule(static)
-                for (int64_t b = 0; b < B; b++) cnn_col2im(col + b * P, g, first + b * C * HW, BP);
-            }
-        }
-    }
-done:
-    free(col);
-    free(gathered);
+    work_end(&w);
     return st;
 }
 
+/* ---- bias ------------------------------------------------------------------------------------- */
 /* Sum of n floats with independent partial sums, which the compiler keeps in vector lanes (a single
  * running float sum must stay sequential under strict floating-point rules). */
 static float sum_floats(const float *x, int64_t n) {

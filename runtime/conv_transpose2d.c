@@ -6,7 +6,7 @@
  * is that conv2d's forward pass (input gradient) and weight gradient, with the roles of input and
  * output gradient exchanged. output_padding only adds rows/columns at the bottom/right that the
  * kernel never reaches from the input: they get the bias alone. */
-#include "conv_shape.h"
+#include "conv_node.h"
 
 /* The conv2d this op is the adjoint of: its input is our output y, its output our input x. */
 static cnn_conv_plan adjoint_plan(const int64_t y_shape[4], const int64_t w_shape[4],
@@ -14,52 +14,25 @@ static cnn_conv_plan adjoint_plan(const int64_t y_shape[4], const int64_t w_shap
     return cnn_conv_make_plan(y_shape, w_shape, params, x_shape[2], x_shape[3]);
 }
 
-/* Saved tensors: the input when the weight needs a gradient, then the weight when the input does. */
+/* Our input gradient is the adjoint conv2d's forward pass of grad_output; our weight gradient is its
+ * weight gradient with grad_output as its input and our input as its output gradient. */
 static cnn_status conv_transpose2d_backward(cnn_node *node, cnn_tensor *grad_output,
                                             cnn_tensor **grad_inputs) {
-    int slot = 0;
-    cnn_tensor *input = node->needs_grad[1] ? node->saved[slot++] : NULL;
-    cnn_tensor *weight = node->needs_grad[0] ? node->saved[slot++] : NULL;
-    const int64_t out_channels = grad_output->shape[1];
-    cnn_tensor *go_tmp = NULL, *in_tmp = NULL, *w_tmp = NULL;
-    cnn_status st = CNN_OK;
-    const float *go = cnn_read_ptr(grad_output, &go_tmp); // (N, O, oH, oW)
-    if (!go) return cnn_last_status();
-
-    if (node->needs_grad[2]) {
-        grad_inputs[2] = cnn_alloc(1, &out_channels);
-        if (!grad_inputs[2]) goto fail;
-        cnn_conv_bias_grad(go, grad_output->shape[0], out_channels,
-                           grad_output->shape[2] * grad_output->shape[3], cnn_ptr(grad_inputs[2]));
-    }
-    if (input || weight) {
-        const cnn_tensor *input_like = input ? input : node->inputs[0];
-        const cnn_tensor *weight_like = weight ? weight : node->inputs[1];
+    const char *op = "conv_transpose2d backward";
+    cnn_conv_grad g;
+    cnn_status st = cnn_conv_grad_begin(node, grad_output, grad_inputs, &g);
+    if (st == CNN_OK && (g.want_input || g.want_weight)) {
         cnn_conv_plan plan =
-            adjoint_plan(grad_output->shape, weight_like->shape, node->ints, input_like->shape);
-        const float *x = NULL, *w = NULL;
-        if (input && !(x = cnn_read_ptr(input, &in_tmp))) goto fail;
-        if (weight && !(w = cnn_read_ptr(weight, &w_tmp))) goto fail;
-        if (weight) {
-            if (!(grad_inputs[0] = cnn_alloc(4, input_like->shape))) goto fail;
-            st = cnn_conv_gemm_forward(&plan, go, w, NULL, cnn_ptr(grad_inputs[0]),
-                                       "conv_transpose2d backward");
-        }
-        if (input && st == CNN_OK) {
-            if (!(grad_inputs[1] = cnn_alloc(4, weight_like->shape))) goto fail;
-            st = cnn_conv_gemm_backward(&plan, go, NULL, x, NULL, cnn_ptr(grad_inputs[1]),
-                                        "conv_transpose2d backward");
-        }
+            adjoint_plan(grad_output->shape, g.weight_like->shape, node->ints, g.input_like->shape);
+        if (g.want_input)
+            st =
+                cnn_conv_gemm_forward(&plan, g.grad_output, g.data.weight, NULL, cnn_ptr(grad_inputs[0]), op);
+        if (g.want_weight && st == CNN_OK)
+            st = cnn_conv_gemm_backward(&plan, g.grad_output, NULL, g.data.input, NULL,
+                                        cnn_ptr(grad_inputs[1]), op);
     }
-    cnn_release(go_tmp);
-    cnn_release(in_tmp);
-    cnn_release(w_tmp);
+    cnn_conv_grad_end(&g);
     return st;
-fail:
-    cnn_release(go_tmp);
-    cnn_release(in_tmp);
-    cnn_release(w_tmp);
-    return cnn_last_status();
 }
 
 /* Checks what only the transposed convolution has: no "same" padding, output_padding smaller than
@@ -125,42 +98,21 @@ cnn_tensor *cnn_conv_transpose2d(cnn_tensor *input, cnn_tensor *weight, cnn_tens
 
     cnn_tensor *out = cnn_alloc(4, out_shape);
     if (!out) return NULL;
-    cnn_tensor *x_tmp = NULL, *w_tmp = NULL, *b_tmp = NULL;
-    const float *x = cnn_read_ptr(input, &x_tmp);
-    const float *w = x ? cnn_read_ptr(weight, &w_tmp) : NULL;
-    const float *b = w && bias ? cnn_read_ptr(bias, &b_tmp) : NULL;
-    cnn_status st = !x || !w || (bias && !b)
-                        ? cnn_last_status()
-                        : cnn_conv_gemm_backward(&plan, NULL, w, x, cnn_ptr(out), NULL, op);
-    if (st == CNN_OK && b) {
+    cnn_conv_data d;
+    cnn_status st = cnn_conv_data_read(&d, input, weight, bias)
+                        ? cnn_conv_gemm_backward(&plan, NULL, d.weight, d.input, cnn_ptr(out), NULL, op)
+                        : cnn_last_status();
+    if (st == CNN_OK && d.bias) {
         float *y = cnn_ptr(out); // (N, O, oH, oW)
         const int64_t plane = out_hw[0] * out_hw[1];
         for (int64_t n = 0; n < out_shape[0]; n++)
-            for (int64_t c = 0; c < O; c++) {
-                float *dst = y + (n * O + c) * plane;
-                for (int64_t i = 0; i < plane; i++) dst[i] += b[c];
-            }
+            for (int64_t c = 0; c < O; c++)
+                for (int64_t i = 0; i < plane; i++) y[(n * O + c) * plane + i] += d.bias[c];
     }
-    cnn_release(x_tmp);
-    cnn_release(w_tmp);
-    cnn_release(b_tmp);
+    cnn_conv_data_release(&d);
     if (st != CNN_OK) {
         cnn_release(out);
         return NULL;
     }
-
-    bool failed;
-    cnn_tensor *inputs[3] = {input, weight, bias};
-    cnn_node *node = cnn_record(out, op, conv_transpose2d_backward, 3, inputs, &failed);
-    if (node) {
-        for (int i = 0; i < CNN_CONV_N_PARAMS; i++) node->ints[i] = params[i];
-        if ((node->needs_grad[1] && !cnn_node_save(node, input)) ||
-            (node->needs_grad[0] && !cnn_node_save(node, weight)))
-            failed = true;
-    }
-    if (failed) {
-        cnn_release(out);
-        return NULL;
-    }
-    return out;
+    return cnn_conv_record(out, op, conv_transpose2d_backward, input, weight, bias, params);
 }

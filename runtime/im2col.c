@@ -54,16 +54,13 @@ static aligned_tap aligned_tap_at(const cnn_conv_geometry *g, int64_t ki, int64_
     return t;
 }
 
-/* Zeroes the entries of row inside [begin, end) that wrap around a row edge. */
+/* Zeroes the entries of row inside [begin, end) that wrap around a row edge. Column by column:
+ * these are a few columns at the edges, and short row-wise loops would become memset calls. */
 static void clear_wrapped(float *row, const aligned_tap *t, int64_t W) {
-    if (t->rx.lo == 0 && t->rx.hi == W) return;
-    for (int64_t oy = t->ry.lo; oy < t->ry.hi; oy++) {
-        float *dst = row + oy * W;
-        if (oy > t->ry.lo)
-            for (int64_t ox = 0; ox < t->rx.lo; ox++) dst[ox] = 0;
-        if (oy < t->ry.hi - 1)
-            for (int64_t ox = t->rx.hi; ox < W; ox++) dst[ox] = 0;
-    }
+    for (int64_t ox = 0; ox < t->rx.lo; ox++)
+        for (int64_t oy = t->ry.lo + 1; oy < t->ry.hi; oy++) row[oy * W + ox] = 0;
+    for (int64_t ox = t->rx.hi; ox < W; ox++)
+        for (int64_t oy = t->ry.lo; oy < t->ry.hi - 1; oy++) row[oy * W + ox] = 0;
 }
 
 /* Taps outermost: a tap's geometry is shared by all channels. Row of (c, ki, kj): (c*kH + ki)*kW + kj. */
@@ -73,7 +70,7 @@ static void im2col_aligned(const float *image, const cnn_conv_geometry *g, float
         for (int64_t kj = 0; kj < g->kernel_w; kj++) {
             const aligned_tap t = aligned_tap_at(g, ki, kj);
             for (int64_t c = 0; c < g->channels; c++) {
-                const float *plane = image + c * HW;                     // (H, W)
+                const float *plane = image + c * HW;                        // (H, W)
                 float *row = col + (c * taps + ki * g->kernel_w + kj) * ld; // (oH, oW)
                 for (int64_t p = 0; p < t.begin; p++) row[p] = 0;
                 for (int64_t p = t.begin; p < t.end; p++) row[p] = plane[p + t.shift];
@@ -89,7 +86,7 @@ static void col2im_aligned(float *col, const cnn_conv_geometry *g, float *image,
         for (int64_t kj = 0; kj < g->kernel_w; kj++) {
             const aligned_tap t = aligned_tap_at(g, ki, kj);
             for (int64_t c = 0; c < g->channels; c++) {
-                float *plane = image + c * HW;                             // (H, W)
+                float *plane = image + c * HW;                              // (H, W)
                 float *row = col + (c * taps + ki * g->kernel_w + kj) * ld; // (oH, oW)
                 clear_wrapped(row, &t, g->width);
                 for (int64_t p = t.begin; p < t.end; p++) plane[p + t.shift] += row[p];
@@ -97,68 +94,67 @@ static void col2im_aligned(float *col, const cnn_conv_geometry *g, float *image,
         }
 }
 
-void cnn_im2col(const float *image, const cnn_conv_geometry *g, float *col, int64_t col_row_stride) {
-    if (rows_align(g)) {
-        im2col_aligned(image, g, col, col_row_stride);
-        return;
+/* dst (oW) <- one output row's sources in src_row (W), zero outside the valid span. */
+static void copy_span(float *dst, const float *src_row, valid_range rx, int64_t sw, int64_t offset,
+                      int64_t oW) {
+    for (int64_t ox = 0; ox < rx.lo; ox++) dst[ox] = 0;
+    if (sw == 1) {
+        for (int64_t ox = rx.lo; ox < rx.hi; ox++) dst[ox] = src_row[ox + offset];
+    } else {
+        for (int64_t ox = rx.lo; ox < rx.hi; ox++) dst[ox] = src_row[ox * sw + offset];
     }
-    const int64_t H = g->height, W = g->width, oH = g->out_h, oW = g->out_w;
-    const int64_t sh = g->stride_h, sw = g->stride_w;
-    int64_t r = 0;
-    for (int64_t c = 0; c < g->channels; c++) {
-        const float *plane = image + c * H * W; // (H, W)
-        for (int64_t ki = 0; ki < g->kernel_h; ki++) {
-            const int64_t row_offset = ki * g->dilation_h - g->pad_top;
-            const valid_range ry = source_range(row_offset, sh, H, oH);
-            for (int64_t kj = 0; kj < g->kernel_w; kj++, r++) {
-                const int64_t col_offset = kj * g->dilation_w - g->pad_left;
-                const valid_range rx = source_range(col_offset, sw, W, oW);
-                float *row = col + r * col_row_stride; // (oH, oW)
-                memset(row, 0, (size_t)(ry.lo * oW) * sizeof(float));
-                for (int64_t oy = ry.lo; oy < ry.hi; oy++) {
-                    float *dst = row + oy * oW;
-                    const float *src = plane + (oy * sh + row_offset) * W; // (W)
-                    for (int64_t ox = 0; ox < rx.lo; ox++) dst[ox] = 0;
-                    if (sw == 1) {
-                        for (int64_t ox = rx.lo; ox < rx.hi; ox++) dst[ox] = src[ox + col_offset];
-                    } else {
-                        for (int64_t ox = rx.lo; ox < rx.hi; ox++) dst[ox] = src[ox * sw + col_offset];
-                    }
-                    for (int64_t ox = rx.hi; ox < oW; ox++) dst[ox] = 0;
-                }
-                memset(row + ry.hi * oW, 0, (size_t)((oH - ry.hi) * oW) * sizeof(float));
-            }
-        }
+    for (int64_t ox = rx.hi; ox < oW; ox++) dst[ox] = 0;
+}
+
+/* dst_row (W) += one output row src (oW) at its sources. */
+static void add_span(float *dst_row, const float *src, valid_range rx, int64_t sw, int64_t offset) {
+    if (sw == 1) {
+        for (int64_t ox = rx.lo; ox < rx.hi; ox++) dst_row[ox + offset] += src[ox];
+    } else {
+        for (int64_t ox = rx.lo; ox < rx.hi; ox++) dst_row[ox * sw + offset] += src[ox];
     }
 }
 
-void cnn_col2im(float *col, const cnn_conv_geometry *g, float *image, int64_t col_row_stride) {
-    if (rows_align(g)) {
-        col2im_aligned(col, g, image, col_row_stride);
-        return;
-    }
+/* Any geometry, one output row at a time: unfolds image_in into col when image_in is given,
+ * otherwise folds col back onto image_out. */
+static void walk_general(const float *image_in, float *image_out, float *col, const cnn_conv_geometry *g,
+                         int64_t ld) {
     const int64_t H = g->height, W = g->width, oH = g->out_h, oW = g->out_w;
     const int64_t sh = g->stride_h, sw = g->stride_w;
     int64_t r = 0;
-    for (int64_t c = 0; c < g->channels; c++) {
-        float *plane = image + c * H * W; // (H, W)
+    for (int64_t c = 0; c < g->channels; c++)
         for (int64_t ki = 0; ki < g->kernel_h; ki++) {
             const int64_t row_offset = ki * g->dilation_h - g->pad_top;
             const valid_range ry = source_range(row_offset, sh, H, oH);
             for (int64_t kj = 0; kj < g->kernel_w; kj++, r++) {
                 const int64_t col_offset = kj * g->dilation_w - g->pad_left;
                 const valid_range rx = source_range(col_offset, sw, W, oW);
-                const float *row = col + r * col_row_stride; // (oH, oW)
+                float *row = col + r * ld; // (oH, oW)
+                if (image_in) {
+                    memset(row, 0, (size_t)(ry.lo * oW) * sizeof(float));
+                    memset(row + ry.hi * oW, 0, (size_t)((oH - ry.hi) * oW) * sizeof(float));
+                }
                 for (int64_t oy = ry.lo; oy < ry.hi; oy++) {
-                    const float *src = row + oy * oW;
-                    float *dst = plane + (oy * sh + row_offset) * W; // (W)
-                    if (sw == 1) {
-                        for (int64_t ox = rx.lo; ox < rx.hi; ox++) dst[ox + col_offset] += src[ox];
-                    } else {
-                        for (int64_t ox = rx.lo; ox < rx.hi; ox++) dst[ox * sw + col_offset] += src[ox];
-                    }
+                    const int64_t image_row = (c * H + oy * sh + row_offset) * W;
+                    if (image_in)
+                        copy_span(row + oy * oW, image_in + image_row, rx, sw, col_offset, oW);
+                    else
+                        add_span(image_out + image_row, row + oy * oW, rx, sw, col_offset);
                 }
             }
         }
-    }
+}
+
+void cnn_im2col(const float *image, const cnn_conv_geometry *g, float *col, int64_t col_row_stride) {
+    if (rows_align(g))
+        im2col_aligned(image, g, col, col_row_stride);
+    else
+        walk_general(image, NULL, col, g, col_row_stride);
+}
+
+void cnn_col2im(float *col, const cnn_conv_geometry *g, float *image, int64_t col_row_stride) {
+    if (rows_align(g))
+        col2im_aligned(col, g, image, col_row_stride);
+    else
+        walk_general(NULL, image, col, g, col_row_stride);
 }

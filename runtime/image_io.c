@@ -78,7 +78,7 @@ cnn_tensor *cnn_image_decode(const void *bytes, size_t n, int channels, const ch
     for (int64_t c = 0; c < C; c++) {
         const unsigned char *src = pixels + c;
         float *out = dst + c * plane;
-        for (int64_t i = 0; i < plane; i++) out[i] = (float)src[i * C] * (1.0f / 255.0f);
+        for (int64_t i = 0; i < plane; i++) out[i] = (float)src[i * C] / 255.0f;
     }
     stbi_image_free(pixels);
     return t;

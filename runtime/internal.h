@@ -110,6 +110,10 @@ uint64_t cnn_rng_next_u64(void);
 /* ---- memory accounting (tensor.c) ------------------------------------------------------------- */
 /* Aligned storage allocation that the process-wide byte counter sees; NULL + error on failure. */
 float *cnn_storage_alloc_floats(int64_t n);
+/* 64-byte aligned blocks from the size-keyed cache (allocator.c). Scratch buffers of kernels pass
+ * count_as_tensor = false so that only tensor bytes drive the Lua collector. */
+void *cnn_block_alloc(size_t bytes, bool count_as_tensor);
+void cnn_block_free(void *data, bool count_as_tensor);
 
 /* ---- strided iteration (strided.c) ------------------------------------------------------------ */
 enum { CNN_ITER_MAX_OPS = 4 };

@@ -21,9 +21,10 @@
 #include <math.h>
 
 #include "internal.h"
-#include "vec_exp.h"
+#include "vec_math.h"
 
 enum { PARALLEL_MIN_ELEMENTS = 1 << 15 };
+enum { BLOCK = 256 }; /* positions per work item when S > 1 */
 
 cnn_class_loss_options cnn_class_loss_defaults(void) {
     cnn_class_loss_options o = {CNN_REDUCE_MEAN, -100, 0.0f, NULL};
@@ -128,17 +129,41 @@ static bool check_targets(const class_loss *L) {
     return true;
 }
 
-/* ---- per-position kernels ----------------------------------------------------------------------- */
+/* ---- kernels --------------------------------------------------------------------------------------
+ * The work is cut into items: with S == 1 an item is one position, whose C classes are contiguous;
+ * with S > 1 it is a block of up to BLOCK neighbouring positions of one sample, whose class values
+ * lie S apart, so the loops run over classes outside and over the block's positions inside, which
+ * reads memory in order and vectorises. */
 
-/* log(sum_c exp(x[c])) over classes lying `stride` apart, with the maximum subtracted. */
-static float log_sum_exp(const float *x, int64_t C, int64_t stride) {
+/* log(sum_c exp(x[c])) over C contiguous classes, with the maximum subtracted. */
+static float row_log_sum_exp(const float *x, int64_t C) {
     float max = -INFINITY;
-    for (int64_t c = 0; c < C; c++) max = x[c * stride] > max ? x[c * stride] : max;
+#pragma omp simd reduction(max : max)
+    for (int64_t c = 0; c < C; c++) max = x[c] > max ? x[c] : max;
     if (isinf(max)) return max; /* all -inf (-> -inf) or some +inf (-> +inf) */
     double sum = 0.0;
 #pragma omp simd reduction(+ : sum)
-    for (int64_t c = 0; c < C; c++) sum += cnn_vec_expf(x[c * stride] - max);
+    for (int64_t c = 0; c < C; c++) sum += cnn_vec_expf(x[c] - max);
     return max + (float)log(sum);
+}
+
+/* The same for len positions at once: class c of position j is x[c*S + j]. */
+static void block_log_sum_exp(const float *x, int64_t C, int64_t S, int len, float *lse) {
+    float max[BLOCK];
+    double sum[BLOCK];
+    for (int j = 0; j < len; j++) {
+        max[j] = -INFINITY;
+        sum[j] = 0.0;
+    }
+    for (int64_t c = 0; c < C; c++) {
+        const float *xc = x + c * S;
+        for (int j = 0; j < len; j++) max[j] = xc[j] > max[j] ? xc[j] : max[j];
+    }
+    for (int64_t c = 0; c < C; c++) {
+        const float *xc = x + c * S;
+        for (int j = 0; j < len; j++) sum[j] += cnn_vec_expf(xc[j] - max[j]);
+    }
+    for (int j = 0; j < len; j++) lse[j] = isinf(max[j]) ? max[j] : max[j] + (float)log(sum[j]);
 }
 
 /* Loss of one position (0 when ignored); its weight w[t] goes to *counted_weight. lse is the
@@ -160,57 +185,139 @@ static double position_loss(const class_loss *L, int64_t i, float lse, double *c
     return (1.0 - L->smoothing) * loss + L->smoothing / (double)L->g.C * smooth;
 }
 
-/* Gradient of one position's scores, scaled by g; lse as in position_loss. */
-static void position_grad(const class_loss *L, int64_t i, float lse, float g, double sum_w,
-                          float *dx) {
-    int64_t n = i / L->g.S, s = i % L->g.S;
-    int64_t base = n * L->g.C * L->g.S + s, S = L->g.S;
+/* The incoming gradient of each position: one value per position (reduction none) or one for
+ * all, times scale (1/W for the mean). */
+typedef struct upstream {
+    const float *dy;
+    bool per_position;
+    float scale;
+} upstream;
+
+static inline float upstream_at(const upstream *u, int64_t i) {
+    return (u->per_position ? u->dy[i] : u->dy[0]) * u->scale;
+}
+
+/* Gradient of the len positions starting at position i0 = n*S + s0 (len is 1 when S == 1):
+ *   dx[c] = g * (p[c] * total - ls/C * w[c]) - [c == t] * g * (1 - ls) * w[t]
+ * with total = (1 - ls) w[t] + ls/C * sum_w (cross-entropy), or dx[c] = -[c == t] * g * w[t] (nll).
+ * Ignored positions get g = 0 and so a zero gradient. */
+static void items_grad(const class_loss *L, int64_t n, int64_t s0, int len, const float *lse,
+                       const upstream *u, double sum_w, float *dx) {
+    int64_t C = L->g.C, S = L->g.S, i0 = n * S + s0;
+    float ls = L->smoothing, per_class = ls / (float)C;
+    float g[BLOCK], total[BLOCK];
+    for (int j = 0; j < len; j++) {
+        float t = L->targets[i0 + j];
+        bool counted = t != L->ignore_index;
+        float wt = counted ? weight_of(L, (int64_t)t) : 0.0f;
+        g[j] = counted ? upstream_at(u, i0 + j) : 0.0f;
+        total[j] = (1.0f - ls) * wt + (float)(per_class * sum_w);
+    }
+    for (int64_t c = 0; c < C; c++) {
+        int64_t off = (n * C + c) * S + s0;
+        float *dc = dx + off;
+        if (!L->from_logits) {
+            for (int j = 0; j < len; j++) dc[j] = 0.0f;
+            continue;
+        }
+        const float *xc = L->x + off, *lj = lse + i0;
+        float wc = per_class * weight_of(L, c);
+        for (int j = 0; j < len; j++) {
+            float p = cnn_vec_expf(xc[j] - lj[j]);
+            dc[j] = g[j] == 0.0f ? 0.0f : g[j] * (p * total[j] - wc);
+        }
+    }
+    for (int j = 0; j < len; j++) {
+        float t = L->targets[i0 + j];
+        if (t == L->ignore_index) continue;
+        int64_t target = (int64_t)t;
+        dx[(n * C + target) * S + s0 + j] -= g[j] * (1.0f - ls) * weight_of(L, target);
+    }
+}
+
+/* The gradient of one position with contiguous classes (S == 1), vectorised over the classes. */
+static void row_grad(const class_loss *L, int64_t i, const float *lse, const upstream *u,
+                     double sum_w, float *dx) {
+    int64_t C = L->g.C;
+    float *d = dx + i * C;
     float t = L->targets[i];
-    if (t == L->ignore_index) {
-        for (int64_t c = 0; c < L->g.C; c++) dx[base + c * S] = 0.0f;
+    if (t == L->ignore_index || !L->from_logits) {
+        for (int64_t c = 0; c < C; c++) d[c] = 0.0f;
+        if (t != L->ignore_index) d[(int64_t)t] = -upstream_at(u, i) * weight_of(L, (int64_t)t);
         return;
     }
     int64_t target = (int64_t)t;
-    float wt = weight_of(L, target);
-    float ls = L->smoothing, per_class = ls / (float)L->g.C;
-    if (L->from_logits) {
-        float total = (1.0f - ls) * wt + (float)(per_class * sum_w);
-        for (int64_t c = 0; c < L->g.C; c++) {
-            float p = cnn_vec_expf(L->x[base + c * S] - lse);
-            dx[base + c * S] = g * (p * total - per_class * weight_of(L, c));
-        }
-        dx[base + target * S] -= g * (1.0f - ls) * wt;
+    float ls = L->smoothing, per_class = ls / (float)C, wt = weight_of(L, target);
+    float g = upstream_at(u, i), total = (1.0f - ls) * wt + (float)(per_class * sum_w);
+    const float *x = L->x + i * C, *w = L->weight;
+    float l = lse[i];
+    /* Two loops rather than `w ? w[c] : 1` inside one: vectorised, that would become a masked
+     * load from a NULL address, which costs a microcode assist per vector on some processors. */
+    if (w) {
+#pragma omp simd
+        for (int64_t c = 0; c < C; c++)
+            d[c] = g * (cnn_vec_expf(x[c] - l) * total - per_class * w[c]);
     } else {
-        for (int64_t c = 0; c < L->g.C; c++) dx[base + c * S] = 0.0f;
-        dx[base + target * S] = -g * wt;
+#pragma omp simd
+        for (int64_t c = 0; c < C; c++) d[c] = g * (cnn_vec_expf(x[c] - l) * total - per_class);
     }
+    d[target] -= g * (1.0f - ls) * wt;
 }
 
 /* ---- forward and backward over all positions ---------------------------------------------------- */
 
+static int64_t blocks_per_sample(const class_geometry *g) {
+    return g->S == 1 ? 1 : (g->S + BLOCK - 1) / BLOCK;
+}
+
 /* Fills lse (cross-entropy) and per-position losses (reduction none) or the two sums. */
 static cnn_status forward_positions(const class_loss *L, float *lse, float *losses,
                                     double *loss_sum, double *weight_sum) {
-    int64_t n = L->g.N * L->g.S;
-    bool parallel = n * L->g.C >= PARALLEL_MIN_ELEMENTS;
+    int64_t C = L->g.C, S = L->g.S, per_sample = blocks_per_sample(&L->g);
+    int64_t items = L->g.N * per_sample;
+    bool parallel = items > 1 && L->g.N * S * C >= PARALLEL_MIN_ELEMENTS;
     double total_loss = 0.0, total_weight = 0.0;
 #pragma omp parallel for schedule(static) reduction(+ : total_loss, total_weight) if (parallel)
-    for (int64_t i = 0; i < n; i++) {
+    for (int64_t item = 0; item < items; item++) {
         if (cnn_interrupted()) continue;
-        float l = 0.0f;
+        int64_t n = item / per_sample, s0 = (item % per_sample) * BLOCK;
+        int len = S == 1 ? 1 : (int)(S - s0 < BLOCK ? S - s0 : BLOCK);
+        int64_t i0 = n * S + s0;
         if (L->from_logits) {
-            int64_t b = (i / L->g.S) * L->g.C * L->g.S + i % L->g.S;
-            l = lse[i] = log_sum_exp(L->x + b, L->g.C, L->g.S);
+            if (S == 1) lse[i0] = row_log_sum_exp(L->x + n * C, C);
+            else block_log_sum_exp(L->x + n * C * S + s0, C, S, len, lse + i0);
         }
-        double w;
-        double loss = position_loss(L, i, l, &w);
-        if (losses) losses[i] = (float)loss;
-        total_loss += loss;
-        total_weight += w;
+        for (int j = 0; j < len; j++) {
+            double w;
+            double loss = position_loss(L, i0 + j, lse ? lse[i0 + j] : 0.0f, &w);
+            if (losses) losses[i0 + j] = (float)loss;
+            total_loss += loss;
+            total_weight += w;
+        }
     }
     if (cnn_interrupted()) return cnn_fail(CNN_ERR_INTERRUPTED, "%s: interrupted", L->op);
     *loss_sum = total_loss;
     *weight_sum = total_weight;
+    return CNN_OK;
+}
+
+static cnn_status backward_positions(const class_loss *L, const float *lse, const upstream *u,
+                                     float *dx) {
+    int64_t S = L->g.S, per_sample = blocks_per_sample(&L->g);
+    int64_t items = L->g.N * per_sample;
+    bool parallel = items > 1 && L->g.N * S * L->g.C >= PARALLEL_MIN_ELEMENTS;
+    double sum_w = weight_total(L);
+#pragma omp parallel for schedule(static) if (parallel)
+    for (int64_t item = 0; item < items; item++) {
+        if (cnn_interrupted()) continue;
+        if (S == 1) {
+            row_grad(L, item, lse, u, sum_w, dx);
+        } else {
+            int64_t n = item / per_sample, s0 = (item % per_sample) * BLOCK;
+            items_grad(L, n, s0, (int)(S - s0 < BLOCK ? S - s0 : BLOCK), lse, u, sum_w, dx);
+        }
+    }
+    if (cnn_interrupted()) return cnn_fail(CNN_ERR_INTERRUPTED, "%s: interrupted in backward", L->op);
     return CNN_OK;
 }
 
@@ -238,19 +345,9 @@ static cnn_status class_loss_backward(cnn_node *node, cnn_tensor *grad_output,
     if (ok) ok = (dx = cnn_alloc(scores->ndim, scores->shape)) != NULL;
     cnn_status status = ok ? CNN_OK : cnn_last_status() != CNN_OK ? cnn_last_status() : CNN_ERR_MEMORY;
     if (ok) {
-        double sum_w = weight_total(&L);
-        float scale = L.reduction == CNN_REDUCE_MEAN ? (float)(1.0 / node->reals[1]) : 1.0f;
-        int64_t n = L.g.N * L.g.S;
-        bool parallel = n * L.g.C >= PARALLEL_MIN_ELEMENTS;
-        float *dxp = cnn_ptr(dx);
-#pragma omp parallel for schedule(static) if (parallel)
-        for (int64_t i = 0; i < n; i++) {
-            if (cnn_interrupted()) continue;
-            float g = (L.reduction == CNN_REDUCE_NONE ? dy[i] : dy[0]) * scale;
-            position_grad(&L, i, lse ? lse[i] : 0.0f, g, sum_w, dxp);
-        }
-        if (cnn_interrupted())
-            status = cnn_fail(CNN_ERR_INTERRUPTED, "%s: interrupted in backward", L.op);
+        upstream u = {dy, L.reduction == CNN_REDUCE_NONE,
+                      L.reduction == CNN_REDUCE_MEAN ? (float)(1.0 / node->reals[1]) : 1.0f};
+        status = backward_positions(&L, lse, &u, cnn_ptr(dx));
     }
     for (int k = 0; k < 5; k++) cnn_release(tmp[k]);
     if (status != CNN_OK) {

@@ -15,12 +15,19 @@
  *   mse:  dx = 2 (x - t)                  dt = -dx
  *   l1:   dx = sign(x - t)                dt = -dx
  *   bce:  dx = (x - t) / max(x (1 - x), 1e-12)     dt = max(log(1 - x), -100) - max(log x, -100)
- *   bce_with_logits: dx = (1 + (pw - 1) t) sigmoid(x) - pw t     dt = -x + (pw - 1) softplus(-x) */
+ *   bce_with_logits: dx = (1 + (pw - 1) t) sigmoid(x) - pw t     dt = -x + (pw - 1) softplus(-x)
+ *
+ * The elements are processed in tiles: one loop per loss kind computes a tile's values (or
+ * derivatives) into a small buffer, with the vectorisable exp/log of vec_math.h, and separate
+ * loops apply the weights, the incoming gradient and the reduction. No loop branches per element,
+ * so all of them vectorise. */
 #include <math.h>
 
 #include "internal.h"
+#include "vec_math.h"
 
-enum { CHUNK = 1 << 14 }; /* elements per interrupt check */
+enum { CHUNK = 1 << 14 }; /* elements per parallel work item and interrupt check */
+enum { TILE = 512 };      /* elements per buffered tile */
 enum { PARALLEL_MIN_ELEMENTS = 1 << 15 };
 
 typedef enum pointwise_kind { LOSS_MSE, LOSS_L1, LOSS_BCE, LOSS_BCE_LOGITS } pointwise_kind;
@@ -35,58 +42,104 @@ typedef struct pointwise_loss {
     const float *pos_weight; /* NULL: 1 */
 } pointwise_loss;
 
-static inline double softplus_of_negative(double x) { return log1p(exp(-fabs(x))) + fmax(-x, 0.0); }
+static inline float clamp_log(float v) { return v > -100.0f ? v : -100.0f; } /* NaN -> -100 too */
 
-static inline double stable_sigmoid(double x) {
-    if (x >= 0) return 1.0 / (1.0 + exp(-x));
-    double e = exp(x);
-    return e / (1.0 + e);
+/* softplus(-x) = log(1 + e^-x), written so that it never overflows. */
+static inline float softplus_of_negative(float x) {
+    float neg = -x;
+    return cnn_vec_log1pf(cnn_vec_expf(-fabsf(x))) + (neg > 0.0f ? neg : 0.0f);
 }
 
-static inline double clamped_log(double v) { return fmax(log(v), -100.0); }
-static inline double clamped_log1m(double v) { return fmax(log1p(-v), -100.0); }
-
-static double element_loss(const pointwise_loss *P, int64_t i) {
-    double x = P->x[i], t = P->t[i], loss = 0.0;
-    switch (P->kind) {
-    case LOSS_MSE: loss = (x - t) * (x - t); break;
-    case LOSS_L1: loss = fabs(x - t); break;
-    case LOSS_BCE: loss = -(t * clamped_log(x) + (1.0 - t) * clamped_log1m(x)); break;
-    case LOSS_BCE_LOGITS: {
-        double pw = P->pos_weight ? P->pos_weight[i] : 1.0;
-        loss = (1.0 - t) * x + (1.0 + (pw - 1.0) * t) * softplus_of_negative(x);
-        break;
-    }
-    }
-    return P->weight ? loss * P->weight[i] : loss;
+static inline float stable_sigmoid(float x) {
+    float e = cnn_vec_expf(-fabsf(x)); /* in (0, 1]: no overflow for either sign */
+    float r = 1.0f / (1.0f + e);
+    float other = e * r;
+    return x >= 0.0f ? r : other;
 }
 
-/* d loss / dx and d loss / dt of element i, times g. */
-static void element_grads(const pointwise_loss *P, int64_t i, double g, float *dx, float *dt) {
-    double x = P->x[i], t = P->t[i], gx = 0.0, gt = 0.0;
+/* Unweighted losses of the n <= TILE elements starting at i0. */
+static void tile_losses(const pointwise_loss *P, int64_t i0, int n, float *restrict out) {
+    const float *restrict x = P->x + i0, *restrict t = P->t + i0;
     switch (P->kind) {
     case LOSS_MSE:
-        gx = 2.0 * (x - t);
-        gt = -gx;
+#pragma omp simd
+        for (int j = 0; j < n; j++) out[j] = (x[j] - t[j]) * (x[j] - t[j]);
         break;
     case LOSS_L1:
-        gx = (x > t) - (x < t);
-        gt = -gx;
+#pragma omp simd
+        for (int j = 0; j < n; j++) out[j] = fabsf(x[j] - t[j]);
         break;
     case LOSS_BCE:
-        gx = (x - t) / fmax(x * (1.0 - x), 1e-12);
-        gt = clamped_log1m(x) - clamped_log(x);
+#pragma omp simd
+        for (int j = 0; j < n; j++)
+            out[j] = -(t[j] * clamp_log(cnn_vec_logf(x[j])) +
+                       (1.0f - t[j]) * clamp_log(cnn_vec_log1pf(-x[j])));
         break;
-    case LOSS_BCE_LOGITS: {
-        double pw = P->pos_weight ? P->pos_weight[i] : 1.0;
-        gx = (1.0 + (pw - 1.0) * t) * stable_sigmoid(x) - pw * t;
-        gt = -x + (pw - 1.0) * softplus_of_negative(x);
+    case LOSS_BCE_LOGITS:
+        if (P->pos_weight) {
+            const float *restrict pw = P->pos_weight + i0;
+#pragma omp simd
+            for (int j = 0; j < n; j++)
+                out[j] = (1.0f - t[j]) * x[j] +
+                         (1.0f + (pw[j] - 1.0f) * t[j]) * softplus_of_negative(x[j]);
+        } else {
+#pragma omp simd
+            for (int j = 0; j < n; j++)
+                out[j] = (1.0f - t[j]) * x[j] + softplus_of_negative(x[j]);
+        }
         break;
     }
+    if (P->weight) {
+        const float *restrict w = P->weight + i0;
+#pragma omp simd
+        for (int j = 0; j < n; j++) out[j] *= w[j];
     }
-    if (P->weight) g *= P->weight[i];
-    if (dx) dx[i] = (float)(g * gx);
-    if (dt) dt[i] = (float)(g * gt);
+}
+
+/* Unweighted d loss / dx and d loss / dt of the n <= TILE elements starting at i0. */
+static void tile_grads(const pointwise_loss *P, int64_t i0, int n, float *restrict gx,
+                       float *restrict gt) {
+    const float *restrict x = P->x + i0, *restrict t = P->t + i0;
+    switch (P->kind) {
+    case LOSS_MSE:
+#pragma omp simd
+        for (int j = 0; j < n; j++) {
+            gx[j] = 2.0f * (x[j] - t[j]);
+            gt[j] = -gx[j];
+        }
+        break;
+    case LOSS_L1:
+#pragma omp simd
+        for (int j = 0; j < n; j++) {
+            gx[j] = (float)(x[j] > t[j]) - (float)(x[j] < t[j]);
+            gt[j] = -gx[j];
+        }
+        break;
+    case LOSS_BCE:
+#pragma omp simd
+        for (int j = 0; j < n; j++) {
+            float spread = x[j] * (1.0f - x[j]);
+            gx[j] = (x[j] - t[j]) / (spread > 1e-12f ? spread : 1e-12f);
+            gt[j] = clamp_log(cnn_vec_log1pf(-x[j])) - clamp_log(cnn_vec_logf(x[j]));
+        }
+        break;
+    case LOSS_BCE_LOGITS:
+        if (P->pos_weight) {
+            const float *restrict pw = P->pos_weight + i0;
+#pragma omp simd
+            for (int j = 0; j < n; j++) {
+                gx[j] = (1.0f + (pw[j] - 1.0f) * t[j]) * stable_sigmoid(x[j]) - pw[j] * t[j];
+                gt[j] = -x[j] + (pw[j] - 1.0f) * softplus_of_negative(x[j]);
+            }
+        } else {
+#pragma omp simd
+            for (int j = 0; j < n; j++) {
+                gx[j] = stable_sigmoid(x[j]) - t[j];
+                gt[j] = -x[j];
+            }
+        }
+        break;
+    }
 }
 
 /* ---- argument checks ---------------------------------------------------------------------------- */
@@ -158,15 +211,29 @@ static cnn_status pointwise_loss_backward(cnn_node *node, cnn_tensor *grad_outpu
     cnn_status status = ok ? CNN_OK : cnn_last_status() != CNN_OK ? cnn_last_status() : CNN_ERR_MEMORY;
     if (ok) {
         int64_t n = cnn_numel(input);
-        double scale = reduction == CNN_REDUCE_MEAN ? 1.0 / (double)n : 1.0;
+        float scale = reduction == CNN_REDUCE_MEAN ? (float)(1.0 / (double)n) : 1.0f;
+        bool per_element = reduction == CNN_REDUCE_NONE;
         float *dxp = dx ? cnn_ptr(dx) : NULL, *dtp = dt ? cnn_ptr(dt) : NULL;
-        bool parallel = n >= PARALLEL_MIN_ELEMENTS;
-#pragma omp parallel for schedule(static) if (parallel)
-        for (int64_t i0 = 0; i0 < n; i0 += CHUNK) {
+#pragma omp parallel for schedule(static) if (n >= PARALLEL_MIN_ELEMENTS)
+        for (int64_t c0 = 0; c0 < n; c0 += CHUNK) {
             if (cnn_interrupted()) continue;
-            int64_t i1 = i0 + CHUNK < n ? i0 + CHUNK : n;
-            for (int64_t i = i0; i < i1; i++)
-                element_grads(&P, i, (reduction == CNN_REDUCE_NONE ? dy[i] : dy[0]) * scale, dxp, dtp);
+            int64_t c1 = c0 + CHUNK < n ? c0 + CHUNK : n;
+            for (int64_t i0 = c0; i0 < c1; i0 += TILE) {
+                int len = (int)(c1 - i0 < TILE ? c1 - i0 : TILE);
+                float gx[TILE], gt[TILE], g[TILE];
+                tile_grads(&P, i0, len, gx, gt);
+                if (per_element) {
+                    for (int j = 0; j < len; j++) g[j] = dy[i0 + j] * scale;
+                } else {
+                    for (int j = 0; j < len; j++) g[j] = dy[0] * scale;
+                }
+                if (P.weight)
+                    for (int j = 0; j < len; j++) g[j] *= P.weight[i0 + j];
+                if (dxp)
+                    for (int j = 0; j < len; j++) dxp[i0 + j] = g[j] * gx[j];
+                if (dtp)
+                    for (int j = 0; j < len; j++) dtp[i0 + j] = g[j] * gt[j];
+            }
         }
         if (cnn_interrupted())
             status = cnn_fail(CNN_ERR_INTERRUPTED, "%s: interrupted in backward", node->name);
@@ -184,18 +251,24 @@ static cnn_status pointwise_loss_backward(cnn_node *node, cnn_tensor *grad_outpu
 
 /* ---- forward ------------------------------------------------------------------------------------ */
 
+/* Writes the per-element losses (when losses is not NULL) and their sum. */
 static cnn_status sum_or_store(const pointwise_loss *P, int64_t n, float *losses, double *sum,
                                const char *op) {
     double total = 0.0;
-    bool parallel = n >= PARALLEL_MIN_ELEMENTS;
-#pragma omp parallel for schedule(static) reduction(+ : total) if (parallel)
-    for (int64_t i0 = 0; i0 < n; i0 += CHUNK) {
+#pragma omp parallel for schedule(static) reduction(+ : total) if (n >= PARALLEL_MIN_ELEMENTS)
+    for (int64_t c0 = 0; c0 < n; c0 += CHUNK) {
         if (cnn_interrupted()) continue;
-        int64_t i1 = i0 + CHUNK < n ? i0 + CHUNK : n;
-        for (int64_t i = i0; i < i1; i++) {
-            double loss = element_loss(P, i);
-            if (losses) losses[i] = (float)loss;
-            total += loss;
+        int64_t c1 = c0 + CHUNK < n ? c0 + CHUNK : n;
+        for (int64_t i0 = c0; i0 < c1; i0 += TILE) {
+            int len = (int)(c1 - i0 < TILE ? c1 - i0 : TILE);
+            float out[TILE];
+            tile_losses(P, i0, len, out);
+            double tile_sum = 0.0;
+#pragma omp simd reduction(+ : tile_sum)
+            for (int j = 0; j < len; j++) tile_sum += out[j];
+            total += tile_sum;
+            if (losses)
+                for (int j = 0; j < len; j++) losses[i0 + j] = out[j];
         }
     }
     if (cnn_interrupted()) return cnn_fail(CNN_ERR_INTERRUPTED, "%s: interrupted", op);

@@ -77,7 +77,7 @@ static bool pad_plan_make(const cnn_tensor *input, const int32_t pads[4], cnn_pa
     return true;
 }
 
-enum { PAD_LEFT, PAD_RIGHT, PAD_TOP, PAD_BOTTOM, PAD_MODE };
+enum { PAD_LEFT, PAD_RIGHT, PAD_TOP, PAD_BOTTOM, PAD_MODE, PAD_N_PARAMS };
 
 static cnn_status pad2d_backward(cnn_node *node, cnn_tensor *grad_output, cnn_tensor **grad_inputs) {
     const cnn_tensor *input = node->inputs[0];
@@ -85,19 +85,15 @@ static cnn_status pad2d_backward(cnn_node *node, cnn_tensor *grad_output, cnn_te
                              (int32_t)node->ints[PAD_TOP], (int32_t)node->ints[PAD_BOTTOM]};
     pad_plan p;
     if (!pad_plan_make(input, pads, (cnn_pad_mode)node->ints[PAD_MODE], &p)) return cnn_last_status();
-    cnn_tensor *go_tmp = NULL;
-    const float *go = cnn_read_ptr(grad_output, &go_tmp);
-    cnn_tensor *gi = go ? cnn_spatial_zeros_like(input) : NULL;
-    if (!gi) {
+    cnn_spatial_io io;
+    if (!cnn_spatial_backward_begin(&io, grad_output, input)) {
         pad_plan_free(&p);
-        cnn_release(go_tmp);
         return cnn_last_status();
     }
-    float *g = cnn_ptr(gi);
 #pragma omp parallel for if (p.planes * p.oH * p.oW > CNN_SPATIAL_PARALLEL_MIN) schedule(static)
     for (int64_t c = 0; c < p.planes; c++) {
-        const float *src = go + c * p.oH * p.oW; // (oH, oW)
-        float *dst = g + c * p.H * p.W;          // (H, W)
+        const float *src = io.src + c * p.oH * p.oW; // (oH, oW)
+        float *dst = io.dst + c * p.H * p.W;         // (H, W)
         for (int64_t y = 0; y < p.oH; y++) {
             if (p.rows[y] < 0) continue;
             float *dst_row = dst + p.rows[y] * p.W;
@@ -106,9 +102,7 @@ static cnn_status pad2d_backward(cnn_node *node, cnn_tensor *grad_output, cnn_te
         }
     }
     pad_plan_free(&p);
-    cnn_release(go_tmp);
-    grad_inputs[0] = gi;
-    return CNN_OK;
+    return cnn_spatial_backward_end(&io, grad_inputs);
 }
 
 cnn_tensor *cnn_pad2d(cnn_tensor *input, const int32_t pads[4], cnn_pad_mode mode, float value) {
@@ -124,19 +118,15 @@ cnn_tensor *cnn_pad2d(cnn_tensor *input, const int32_t pads[4], cnn_pad_mode mod
         return NULL;
     pad_plan p;
     if (!pad_plan_make(input, pads, mode, &p)) return NULL;
-    cnn_tensor *out = cnn_spatial_alloc(input, p.oH, p.oW);
-    cnn_tensor *x_tmp = NULL;
-    const float *x = out ? cnn_read_ptr(input, &x_tmp) : NULL;
-    if (!x) {
+    cnn_spatial_io io;
+    if (!cnn_spatial_forward_begin(&io, input, p.oH, p.oW)) {
         pad_plan_free(&p);
-        cnn_release(out);
         return NULL;
     }
-    float *y = cnn_ptr(out);
 #pragma omp parallel for if (p.planes * p.oH * p.oW > CNN_SPATIAL_PARALLEL_MIN) schedule(static)
     for (int64_t c = 0; c < p.planes; c++) {
-        const float *src = x + c * p.H * p.W; // (H, W)
-        float *dst = y + c * p.oH * p.oW;     // (oH, oW)
+        const float *src = io.src + c * p.H * p.W; // (H, W)
+        float *dst = io.dst + c * p.oH * p.oW;     // (oH, oW)
         for (int64_t r = 0; r < p.oH; r++) {
             float *dst_row = dst + r * p.oW;
             if (p.rows[r] < 0) {
@@ -149,17 +139,6 @@ cnn_tensor *cnn_pad2d(cnn_tensor *input, const int32_t pads[4], cnn_pad_mode mod
         }
     }
     pad_plan_free(&p);
-    cnn_release(x_tmp);
-
-    bool failed;
-    cnn_node *node = cnn_record(out, "pad", pad2d_backward, 1, &input, &failed);
-    if (node) {
-        const int64_t params[] = {pads[0], pads[1], pads[2], pads[3], mode};
-        memcpy(node->ints, params, sizeof params);
-    }
-    if (failed) {
-        cnn_release(out);
-        return NULL;
-    }
-    return out;
+    const int64_t params[PAD_N_PARAMS] = {pads[0], pads[1], pads[2], pads[3], mode};
+    return cnn_spatial_forward_end(&io, input, "pad", pad2d_backward, params, PAD_N_PARAMS, NULL);
 }

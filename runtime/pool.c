@@ -122,65 +122,42 @@ static void max_pool_plane(const pool_plan *p, const float *in, float *out, int3
 static cnn_status max_pool2d_backward(cnn_node *node, cnn_tensor *grad_output, cnn_tensor **grad_inputs) {
     const cnn_tensor *input = node->inputs[0];
     const int32_t *argmax = node->ctx;
-    cnn_tensor *go_tmp = NULL;
-    const float *go = cnn_read_ptr(grad_output, &go_tmp);
-    cnn_tensor *gi = go ? cnn_spatial_zeros_like(input) : NULL;
-    if (!gi) {
-        cnn_release(go_tmp);
-        return cnn_last_status();
-    }
+    cnn_spatial_io io;
+    if (!cnn_spatial_backward_begin(&io, grad_output, input)) return cnn_last_status();
     const int64_t plane_in = input->shape[input->ndim - 2] * input->shape[input->ndim - 1];
     const int64_t plane_out =
         grad_output->shape[grad_output->ndim - 2] * grad_output->shape[grad_output->ndim - 1];
     const int64_t planes = cnn_spatial_count(input);
-    float *g = cnn_ptr(gi);
 #pragma omp parallel for if (planes * plane_out > CNN_SPATIAL_PARALLEL_MIN) schedule(static)
     for (int64_t c = 0; c < planes; c++)
         for (int64_t i = 0; i < plane_out; i++) {
             const int32_t at = argmax[c * plane_out + i];
-            if (at >= 0) g[c * plane_in + at] += go[c * plane_out + i];
+            if (at >= 0) io.dst[c * plane_in + at] += io.src[c * plane_out + i];
         }
-    cnn_release(go_tmp);
-    grad_inputs[0] = gi;
-    return CNN_OK;
+    return cnn_spatial_backward_end(&io, grad_inputs);
 }
 
 cnn_tensor *cnn_max_pool2d(cnn_tensor *input, const cnn_pool2d_options *options) {
     if (!options)
         return cnn_fail_null(CNN_ERR_ARGUMENT, "max_pool2d: options are required (the kernel size)");
     pool_plan p;
-    if (!pool_plan_make("max_pool2d", input, options, &p)) return NULL;
-    cnn_tensor *out = cnn_spatial_alloc(input, p.oH, p.oW);
-    if (!out) return NULL;
+    cnn_spatial_io io;
+    if (!pool_plan_make("max_pool2d", input, options, &p) ||
+        !cnn_spatial_forward_begin(&io, input, p.oH, p.oW))
+        return NULL;
+    // the winners are only remembered when a graph will be recorded
     const bool track = cnn_is_grad_enabled() && input->requires_grad;
     int32_t *argmax = track ? malloc((size_t)(p.planes * p.oH * p.oW + 1) * sizeof(int32_t)) : NULL;
-    cnn_tensor *x_tmp = NULL;
-    const float *x = cnn_read_ptr(input, &x_tmp);
-    if (!x || (track && !argmax)) {
-        if (x) cnn_fail(CNN_ERR_MEMORY, "max_pool2d: out of memory (input %s)", cnn_shape_str(input));
-        free(argmax);
-        cnn_release(out);
-        return NULL;
+    if (track && !argmax) {
+        cnn_spatial_io_abort(&io);
+        return cnn_fail_null(CNN_ERR_MEMORY, "max_pool2d: out of memory (input %s)", cnn_shape_str(input));
     }
     const int64_t plane_in = p.H * p.W, plane_out = p.oH * p.oW;
-    float *y = cnn_ptr(out);
 #pragma omp parallel for if (p.planes * plane_out * p.kh * p.kw > CNN_SPATIAL_PARALLEL_MIN) schedule(static)
     for (int64_t c = 0; c < p.planes; c++)
-        max_pool_plane(&p, x + c * plane_in, y + c * plane_out, argmax ? argmax + c * plane_out : NULL);
-    cnn_release(x_tmp);
-
-    bool failed;
-    cnn_node *node = cnn_record(out, "max_pool2d", max_pool2d_backward, 1, &input, &failed);
-    if (node) {
-        node->ctx = argmax;
-        argmax = NULL;
-    }
-    free(argmax);
-    if (failed) {
-        cnn_release(out);
-        return NULL;
-    }
-    return out;
+        max_pool_plane(&p, io.src + c * plane_in, io.dst + c * plane_out,
+                       argmax ? argmax + c * plane_out : NULL);
+    return cnn_spatial_forward_end(&io, input, "max_pool2d", max_pool2d_backward, NULL, 0, argmax);
 }
 
 /* ---- average pooling -------------------------------------------------------------------------- */
@@ -227,39 +204,31 @@ static void avg_pool_plane_backward(const pool_plan *p, const float *go, float *
         }
 }
 
-enum { AVG_KH, AVG_KW, AVG_SH, AVG_SW, AVG_PH, AVG_PW, AVG_INCLUDE_PAD };
+enum { AVG_KH, AVG_KW, AVG_SH, AVG_SW, AVG_PH, AVG_PW, AVG_INCLUDE_PAD, AVG_N_PARAMS };
 
 static cnn_status avg_pool2d_backward(cnn_node *node, cnn_tensor *grad_output, cnn_tensor **grad_inputs) {
     const cnn_tensor *input = node->inputs[0];
     const int64_t *v = node->ints;
-    pool_plan p = {.H = input->shape[input->ndim - 2],
-                   .W = input->shape[input->ndim - 1],
-                   .oH = grad_output->shape[grad_output->ndim - 2],
-                   .oW = grad_output->shape[grad_output->ndim - 1],
-                   .kh = v[AVG_KH],
-                   .kw = v[AVG_KW],
-                   .sh = v[AVG_SH],
-                   .sw = v[AVG_SW],
-                   .ph = v[AVG_PH],
-                   .pw = v[AVG_PW],
-                   .dh = 1,
-                   .dw = 1,
-                   .include_pad = v[AVG_INCLUDE_PAD] != 0};
-    p.planes = cnn_spatial_count(input);
-    cnn_tensor *go_tmp = NULL;
-    const float *go = cnn_read_ptr(grad_output, &go_tmp);
-    cnn_tensor *gi = go ? cnn_spatial_zeros_like(input) : NULL;
-    if (!gi) {
-        cnn_release(go_tmp);
-        return cnn_last_status();
-    }
-    float *g = cnn_ptr(gi);
+    const pool_plan p = {.planes = cnn_spatial_count(input),
+                         .H = input->shape[input->ndim - 2],
+                         .W = input->shape[input->ndim - 1],
+                         .oH = grad_output->shape[grad_output->ndim - 2],
+                         .oW = grad_output->shape[grad_output->ndim - 1],
+                         .kh = v[AVG_KH],
+                         .kw = v[AVG_KW],
+                         .sh = v[AVG_SH],
+                         .sw = v[AVG_SW],
+                         .ph = v[AVG_PH],
+                         .pw = v[AVG_PW],
+                         .dh = 1,
+                         .dw = 1,
+                         .include_pad = v[AVG_INCLUDE_PAD] != 0};
+    cnn_spatial_io io;
+    if (!cnn_spatial_backward_begin(&io, grad_output, input)) return cnn_last_status();
 #pragma omp parallel for if (p.planes * p.oH * p.oW * p.kh * p.kw > CNN_SPATIAL_PARALLEL_MIN) schedule(static)
     for (int64_t c = 0; c < p.planes; c++)
-        avg_pool_plane_backward(&p, go + c * p.oH * p.oW, g + c * p.H * p.W);
-    cnn_release(go_tmp);
-    grad_inputs[0] = gi;
-    return CNN_OK;
+        avg_pool_plane_backward(&p, io.src + c * p.oH * p.oW, io.dst + c * p.H * p.W);
+    return cnn_spatial_backward_end(&io, grad_inputs);
 }
 
 cnn_tensor *cnn_avg_pool2d(cnn_tensor *input, const cnn_pool2d_options *options) {
@@ -270,29 +239,13 @@ cnn_tensor *cnn_avg_pool2d(cnn_tensor *input, const cnn_pool2d_options *options)
                              "avg_pool2d: dilation %dx%d is not supported, only 1x1 (input %s)",
                              options->dilation[0], options->dilation[1], cnn_shape_str(input));
     pool_plan p;
-    if (!pool_plan_make("avg_pool2d", input, options, &p)) return NULL;
-    cnn_tensor *out = cnn_spatial_alloc(input, p.oH, p.oW);
-    if (!out) return NULL;
-    cnn_tensor *x_tmp = NULL;
-    const float *x = cnn_read_ptr(input, &x_tmp);
-    if (!x) {
-        cnn_release(out);
+    cnn_spatial_io io;
+    if (!pool_plan_make("avg_pool2d", input, options, &p) ||
+        !cnn_spatial_forward_begin(&io, input, p.oH, p.oW))
         return NULL;
-    }
-    float *y = cnn_ptr(out);
 #pragma omp parallel for if (p.planes * p.oH * p.oW * p.kh * p.kw > CNN_SPATIAL_PARALLEL_MIN) schedule(static)
-    for (int64_t c = 0; c < p.planes; c++) avg_pool_plane(&p, x + c * p.H * p.W, y + c * p.oH * p.oW);
-    cnn_release(x_tmp);
-
-    bool failed;
-    cnn_node *node = cnn_record(out, "avg_pool2d", avg_pool2d_backward, 1, &input, &failed);
-    if (node) {
-        const int64_t params[] = {p.kh, p.kw, p.sh, p.sw, p.ph, p.pw, p.include_pad};
-        memcpy(node->ints, params, sizeof params);
-    }
-    if (failed) {
-        cnn_release(out);
-        return NULL;
-    }
-    return out;
+    for (int64_t c = 0; c < p.planes; c++)
+        avg_pool_plane(&p, io.src + c * p.H * p.W, io.dst + c * p.oH * p.oW);
+    const int64_t params[AVG_N_PARAMS] = {p.kh, p.kw, p.sh, p.sw, p.ph, p.pw, p.include_pad};
+    return cnn_spatial_forward_end(&io, input, "avg_pool2d", avg_pool2d_backward, params, AVG_N_PARAMS, NULL);
 }

@@ -9,11 +9,11 @@
  * The maximum is subtracted before exponentiating, so large logits never overflow; log-softmax is
  * computed as (x - max) - log(sum exp(x - max)) rather than as the log of a softmax, so it stays
  * finite where the probability underflows to zero. The loops are written to vectorise, with the
- * vectorisable exp of vec_exp.h. */
+ * vectorisable exp of vec_math.h. */
 #include <math.h>
 
 #include "internal.h"
-#include "vec_exp.h"
+#include "vec_math.h"
 
 enum { BLOCK = 256 };                  /* positions per block when inner > 1 */
 enum { PARALLEL_MIN_ELEMENTS = 1 << 15 };
@@ -41,6 +41,7 @@ static int wrap_softmax_dim(const char *op, int dim, const cnn_tensor *t) {
 static void forward_row(float *restrict y, const float *restrict x, int64_t D, bool log_mode) {
     // y, x: (D)
     float max = -INFINITY;
+#pragma omp simd reduction(max : max)
     for (int64_t d = 0; d < D; d++) max = x[d] > max ? x[d] : max;
     double sum = 0.0;
 #pragma omp simd reduction(+ : sum)

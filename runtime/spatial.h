@@ -1,6 +1,6 @@
-/* spatial.h - what the pooling and resampling ops share: they all work plane by plane on the last
- * two dims of a (C, H, W) or (N, C, H, W) tensor, and backward gets a zeroed input-shaped gradient
- * to scatter into. */
+/* spatial.h - what the pooling, padding and resampling ops share: they work plane by plane on the
+ * last two dims of a (C, H, W) or (N, C, H, W) tensor, forward gathers into a new output and
+ * backward scatters into a zeroed input-shaped gradient. */
 #ifndef CNN_SPATIAL_H
 #define CNN_SPATIAL_H
 
@@ -29,20 +29,26 @@ static inline bool cnn_spatial_planes(const char *op, const cnn_tensor *t, int64
     return true;
 }
 
-/* A new tensor shaped like t with its last two dims replaced by h x w. */
-static inline cnn_tensor *cnn_spatial_alloc(const cnn_tensor *t, int64_t h, int64_t w) {
-    int64_t shape[CNN_MAX_DIMS];
-    memcpy(shape, t->shape, sizeof shape);
-    shape[t->ndim - 2] = h;
-    shape[t->ndim - 1] = w;
-    return cnn_alloc(t->ndim, shape);
-}
+/* The buffers of one pass of a plane-by-plane op. Forward reads the input and writes a new output;
+ * backward reads the output gradient and scatters into a zeroed input gradient. */
+typedef struct cnn_spatial_io {
+    const float *src; /* the input or the output gradient, contiguous */
+    float *dst;       /* the output or the input gradient */
+    cnn_tensor *out;  /* the tensor behind dst */
+    cnn_tensor *src_tmp;
+} cnn_spatial_io;
 
-/* A zero tensor shaped like t (the gradient backward scatters into). */
-static inline cnn_tensor *cnn_spatial_zeros_like(const cnn_tensor *t) {
-    cnn_tensor *z = cnn_alloc(t->ndim, t->shape);
-    if (z) memset(cnn_ptr(z), 0, (size_t)cnn_numel(z) * sizeof(float));
-    return z;
-}
+/* Forward: src <- input; out <- a new tensor shaped like input with h x w planes. */
+bool cnn_spatial_forward_begin(cnn_spatial_io *io, cnn_tensor *input, int64_t h, int64_t w);
+/* Records op on the output with n_params parameters and ctx (owned by the node from then on, or
+ * freed here when no node is recorded) and returns the output, or NULL when recording failed. */
+cnn_tensor *cnn_spatial_forward_end(cnn_spatial_io *io, cnn_tensor *input, const char *op,
+                                    cnn_backward_fn backward, const int64_t *params, int n_params, void *ctx);
+/* Backward: src <- grad_output; out <- zeros shaped like input. */
+bool cnn_spatial_backward_begin(cnn_spatial_io *io, cnn_tensor *grad_output, const cnn_tensor *input);
+/* Hands the input gradient over to grad_inputs[0]. */
+cnn_status cnn_spatial_backward_end(cnn_spatial_io *io, cnn_tensor **grad_inputs);
+/* Releases everything after a failure between begin and end. */
+void cnn_spatial_io_abort(cnn_spatial_io *io);
 
 #endif /* CNN_SPATIAL_H */

@@ -5,36 +5,17 @@
 
 #include "internal.h"
 
-static atomic_llong bytes_in_use;
-
-int64_t cnn_memory_in_use(void) { return atomic_load(&bytes_in_use); }
-
 int64_t cnn_shape_numel(int ndim, const int64_t *shape) {
     int64_t n = 1;
     for (int i = 0; i < ndim; i++) n *= shape[i];
     return n;
 }
 
-/* 64-byte alignment suits every SIMD width the kernels use. The size is stored in front of the
- * data so that freeing can keep the byte counter exact. */
-enum { STORAGE_ALIGN = 64 };
-
 float *cnn_storage_alloc_floats(int64_t n) {
-    cnn_pin_library();
-    size_t bytes = (size_t)(n > 0 ? n : 1) * sizeof(float);
-    void *p = NULL;
-    if (posix_memalign(&p, STORAGE_ALIGN, bytes + STORAGE_ALIGN) != 0 || !p)
-        return cnn_fail_null(CNN_ERR_MEMORY, "out of memory allocating %lld floats", (long long)n);
-    *(size_t *)p = bytes;
-    atomic_fetch_add(&bytes_in_use, (long long)bytes);
-    return (float *)((char *)p + STORAGE_ALIGN);
+    return cnn_block_alloc((size_t)(n > 0 ? n : 1) * sizeof(float), true);
 }
 
-static void storage_free_floats(float *data) {
-    void *p = (char *)data - STORAGE_ALIGN;
-    atomic_fetch_sub(&bytes_in_use, (long long)*(size_t *)p);
-    free(p);
-}
+static void storage_free_floats(float *data) { cnn_block_free(data, true); }
 
 static cnn_storage *storage_new(int64_t numel) {
     cnn_storage *s = malloc(sizeof *s);

@@ -124,22 +124,16 @@ static cnn_status upsample2d_backward(cnn_node *node, cnn_tensor *grad_output, c
     if (!resample_plan_make(input, grad_output->shape[grad_output->ndim - 2],
                             grad_output->shape[grad_output->ndim - 1], (cnn_upsample_mode)node->ints[0], &p))
         return cnn_last_status();
-    cnn_tensor *go_tmp = NULL;
-    const float *go = cnn_read_ptr(grad_output, &go_tmp);
-    cnn_tensor *gi = go ? cnn_spatial_zeros_like(input) : NULL;
-    if (!gi) {
+    cnn_spatial_io io;
+    if (!cnn_spatial_backward_begin(&io, grad_output, input)) {
         resample_plan_free(&p);
-        cnn_release(go_tmp);
         return cnn_last_status();
     }
-    float *g = cnn_ptr(gi);
 #pragma omp parallel for if (p.planes * p.oH * p.oW > CNN_SPATIAL_PARALLEL_MIN) schedule(static)
     for (int64_t c = 0; c < p.planes; c++)
-        resample_plane_backward(&p, go + c * p.oH * p.oW, g + c * p.H * p.W);
+        resample_plane_backward(&p, io.src + c * p.oH * p.oW, io.dst + c * p.H * p.W);
     resample_plan_free(&p);
-    cnn_release(go_tmp);
-    grad_inputs[0] = gi;
-    return CNN_OK;
+    return cnn_spatial_backward_end(&io, grad_inputs);
 }
 
 cnn_tensor *cnn_upsample2d(cnn_tensor *input, int64_t out_h, int64_t out_w, cnn_upsample_mode mode) {
@@ -156,26 +150,15 @@ cnn_tensor *cnn_upsample2d(cnn_tensor *input, int64_t out_h, int64_t out_w, cnn_
         return cnn_fail_null(CNN_ERR_SHAPE, "upsample: input %s has an empty plane", cnn_shape_str(input));
     resample_plan p;
     if (!resample_plan_make(input, out_h, out_w, mode, &p)) return NULL;
-    cnn_tensor *out = cnn_spatial_alloc(input, out_h, out_w);
-    cnn_tensor *x_tmp = NULL;
-    const float *x = out ? cnn_read_ptr(input, &x_tmp) : NULL;
-    if (!x) {
+    cnn_spatial_io io;
+    if (!cnn_spatial_forward_begin(&io, input, out_h, out_w)) {
         resample_plan_free(&p);
-        cnn_release(out);
         return NULL;
     }
-    float *y = cnn_ptr(out);
 #pragma omp parallel for if (p.planes * p.oH * p.oW > CNN_SPATIAL_PARALLEL_MIN) schedule(static)
-    for (int64_t c = 0; c < p.planes; c++) resample_plane(&p, x + c * p.H * p.W, y + c * p.oH * p.oW);
+    for (int64_t c = 0; c < p.planes; c++)
+        resample_plane(&p, io.src + c * p.H * p.W, io.dst + c * p.oH * p.oW);
     resample_plan_free(&p);
-    cnn_release(x_tmp);
-
-    bool failed;
-    cnn_node *node = cnn_record(out, "upsample", upsample2d_backward, 1, &input, &failed);
-    if (node) node->ints[0] = mode;
-    if (failed) {
-        cnn_release(out);
-        return NULL;
-    }
-    return out;
+    const int64_t params[1] = {mode};
+    return cnn_spatial_forward_end(&io, input, "upsample", upsample2d_backward, params, 1, NULL);
 }

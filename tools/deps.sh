@@ -3,7 +3,8 @@
 # As root it runs apt-get itself; otherwise it prints the command to run.
 set -e
 PACKAGES="build-essential pkg-config lua5.4 liblua5.4-dev libopenblas-dev libstb-dev libcjson-dev
-zlib1g-dev libreadline-dev lua-busted lua-argparse luajit python3 python3-numpy dataset-fashion-mnist"
+zlib1g-dev libreadline-dev lua-busted lua-argparse luajit python3 python3-numpy dataset-fashion-mnist
+openmpi-bin libopenmpi-dev"
 
 missing=""
 for p in $PACKAGES; do

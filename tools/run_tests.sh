@@ -61,6 +61,7 @@ run_plain "REPL (pseudo-terminal)" python3 tests/repl/test_repl.py "$BUILD/cnnlu
 run_plain "GC memory" env LUA_PATH="$ROOT/scripts/?.lua;$ROOT/scripts/?/init.lua;;" \
     LUA_CPATH="$ROOT/$BUILD/lua/?.so;;" lua5.4 tests/memory/gc_test.lua
 grep -h '^gc:' "$LOG/GC memory.out"
+run_plain "MPI" sh tests/mpi/run.sh "$BUILD"
 
 echo
 [ -n "$failed_suites" ] && echo "failing suites:$failed_suites"

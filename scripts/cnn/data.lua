@@ -224,5 +224,6 @@ end
 
 data.loader = loader.new
 data.Loader = loader.Loader
+data.is_dataset, data.is_loader = loader.is_dataset, loader.is_loader
 
 return data

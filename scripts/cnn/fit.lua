@@ -29,7 +29,8 @@
 --   callbacks={on_train_begin=fn(logs), on_epoch_begin=fn(epoch), on_batch_end=fn(batch, logs),
 --              on_epoch_end=fn(epoch, logs), on_train_end=fn(history)}   (or a list of such
 --              tables); on_epoch_end returning false stops training
---   verbose=true, progress="bar"|"line"|"none" (default: a bar on a terminal, else one line per epoch)
+--   verbose=true, progress="bar"|"line"|"none" (default: a bar on a terminal, else one line per epoch),
+--   output=io.stdout (where progress goes: anything with write and flush methods)
 --   lr, batch_size, seed  used when fit makes the optimizer, or a loader from a dataset
 --
 -- fit returns the history: {loss={...}, accuracy={...}, val_loss={...}, val_accuracy={...}, lr={...},
@@ -100,9 +101,8 @@ end
 -- A loader for v: loaders and other callables as they are; datasets and tensors get one.
 local function as_loader(v, what, options, shuffle)
   local data = cnn.data
-  local mt = getmetatable(v)
-  if mt == data.Loader then return v end
-  if mt == data.Dataset or is_tensor(v) then
+  if data.is_loader(v) then return v end
+  if data.is_dataset(v) or is_tensor(v) then
     return data.loader(v, {batch_size = options.batch_size or 32, shuffle = shuffle, seed = options.seed or 1})
   end
   if callable(v) then return v end
@@ -421,8 +421,8 @@ local function run_epochs(s)
     end
     s.progress:epoch_end(epoch, s.log_names, logs, train_seconds, images)
     if history.stopped == "early_stopping" then
-      s.progress:message(string.format("early stopping: %s has not improved for %d epochs (best %.4f at epoch %d)",
-                                       s.es.monitor, s.es.patience, s.es.best, s.best.epoch or 0))
+      s.progress:message(string.format("early stopping: %s has not improved for %d epochs (best %.4f)",
+                                       s.es.monitor, s.es.patience, s.es.best))
     end
   end
 end
@@ -488,6 +488,12 @@ function M.fit(model, train, options)
     if file_exists(path) then
       local meta = checkpoint.load_training(path, {model = model, optimizer = s.optimizer, scheduler = s.scheduler})
       restore_fit_state(s, meta, path)
+      local seed = text_number(meta["fit.loader_seed"])
+      if seed and type(loader) == "table" and loader.seed and seed ~= loader.seed then
+        s.progress:message(string.format("warning: the checkpoint was trained with loader seed %d, this loader has "
+                                         .. "seed %d: the batches will differ from an uninterrupted run", seed,
+                                         loader.seed))
+      end
       if s.es and s.es.restore_best_weights and file_exists(s.dir .. "/best.safetensors") then
         s.best_state = checkpoint.load(s.dir .. "/best.safetensors")
       end
@@ -507,7 +513,7 @@ function M.fit(model, train, options)
     s.progress:message(string.format("interrupted in epoch %d%s", s.epoch + 1, s.dir and string.format(
       "; %s/last.safetensors holds epoch %d: run again with resume=true to continue", s.dir, s.epoch) or ""))
   end
-  if s.best_state and (history.stopped or ok) then
+  if s.best_state and ok then
     model:load_state_dict(s.best_state)
   end
   if s.best.value ~= nil then history.best = {monitor = s.monitor, value = s.best.value, epoch = s.best.epoch} end

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cblas.h>
+
 #include "cnn.h"
 #include "harness.h"
 #include "im2col.h"
@@ -141,56 +143,44 @@ typedef struct conv_case {
     int oph, opw;    /* output padding, transposed only */
 } conv_case;
 
-/* y (N, O, oH, oW) = sum over the group's channels and kernel taps; pad_top/left given. */
-static void direct_conv2d(const conv_case *k, int64_t pt, int64_t pl, int64_t oH, int64_t oW,
-                          const float *x, const float *w, const float *b, double *y) {
+/* Calls visit(xi, wi, yi) for every product x[xi] * w[wi] that contributes to y[yi] in the
+ * textbook definition of the convolution (pad_top/left given). */
+typedef void (*tap_visitor)(int64_t xi, int64_t wi, int64_t yi, void *ctx);
+
+static void for_each_product(const conv_case *k, int64_t pt, int64_t pl, int64_t oH, int64_t oW, tap_visitor visit,
+                             void *ctx) {
     const int64_t Cg = k->C / k->groups, Og = k->O / k->groups;
     for (int64_t n = 0; n < k->N; n++)
         for (int64_t o = 0; o < k->O; o++)
             for (int64_t oy = 0; oy < oH; oy++)
-                for (int64_t ox = 0; ox < oW; ox++) {
-                    double s = b ? b[o] : 0;
-                    const int64_t grp = o / Og;
+                for (int64_t ox = 0; ox < oW; ox++)
                     for (int64_t c = 0; c < Cg; c++)
                         for (int64_t i = 0; i < k->kh; i++)
                             for (int64_t j = 0; j < k->kw; j++) {
                                 const int64_t iy = oy * k->sh - pt + i * k->dh;
                                 const int64_t ix = ox * k->sw - pl + j * k->dw;
                                 if (iy < 0 || iy >= k->H || ix < 0 || ix >= k->W) continue;
-                                s += (double)x[((n * k->C + grp * Cg + c) * k->H + iy) * k->W + ix] *
-                                     w[((o * Cg + c) * k->kh + i) * k->kw + j];
+                                const int64_t grp = o / Og;
+                                visit(((n * k->C + grp * Cg + c) * k->H + iy) * k->W + ix,
+                                      ((o * Cg + c) * k->kh + i) * k->kw + j, ((n * k->O + o) * oH + oy) * oW + ox,
+                                      ctx);
                             }
-                    y[((n * k->O + o) * oH + oy) * oW + ox] = s;
-                }
 }
 
-/* The gradients of sum(y * gy) for the convolution above. */
-static void direct_conv2d_grads(const conv_case *k, int64_t pt, int64_t pl, int64_t oH, int64_t oW,
-                                const float *x, const float *w, const float *gy, double *gx, double *gw,
-                                double *gb) {
-    const int64_t Cg = k->C / k->groups, Og = k->O / k->groups;
-    memset(gx, 0, (size_t)(k->N * k->C * k->H * k->W) * sizeof *gx);
-    memset(gw, 0, (size_t)(k->O * Cg * k->kh * k->kw) * sizeof *gw);
-    memset(gb, 0, (size_t)k->O * sizeof *gb);
-    for (int64_t n = 0; n < k->N; n++)
-        for (int64_t o = 0; o < k->O; o++)
-            for (int64_t oy = 0; oy < oH; oy++)
-                for (int64_t ox = 0; ox < oW; ox++) {
-                    const double g = gy[((n * k->O + o) * oH + oy) * oW + ox];
-                    gb[o] += g;
-                    const int64_t grp = o / Og;
-                    for (int64_t c = 0; c < Cg; c++)
-                        for (int64_t i = 0; i < k->kh; i++)
-                            for (int64_t j = 0; j < k->kw; j++) {
-                                const int64_t iy = oy * k->sh - pt + i * k->dh;
-                                const int64_t ix = ox * k->sw - pl + j * k->dw;
-                                if (iy < 0 || iy >= k->H || ix < 0 || ix >= k->W) continue;
-                                const int64_t xi = ((n * k->C + grp * Cg + c) * k->H + iy) * k->W + ix;
-                                const int64_t wi = ((o * Cg + c) * k->kh + i) * k->kw + j;
-                                gx[xi] += g * w[wi];
-                                gw[wi] += g * x[xi];
-                            }
-                }
+typedef struct direct_values {
+    const float *x, *w, *gy; /* inputs */
+    double *y, *gx, *gw;     /* outputs (accumulated) */
+} direct_values;
+
+static void accumulate_output(int64_t xi, int64_t wi, int64_t yi, void *ctx) {
+    direct_values *v = ctx;
+    v->y[yi] += (double)v->x[xi] * v->w[wi];
+}
+
+static void accumulate_gradients(int64_t xi, int64_t wi, int64_t yi, void *ctx) {
+    direct_values *v = ctx;
+    v->gx[xi] += (double)v->gy[yi] * v->w[wi];
+    v->gw[wi] += (double)v->gy[yi] * v->x[xi];
 }
 
 static void set_options(const conv_case *k, cnn_conv2d_options *o) {
@@ -228,14 +218,18 @@ static void check_conv2d_case(const conv_case *k) {
     const int64_t ny = cnn_numel(y), nx = cnn_numel(x), nw = cnn_numel(w);
     float *xv = read_all(x), *wv = read_all(w), *bv = b ? read_all(b) : NULL, *yv = read_all(y);
     double *ref = malloc(ny * sizeof *ref);
-    direct_conv2d(k, pt, pl, oH, oW, xv, wv, bv, ref);
+    for (int64_t i = 0; i < ny; i++) ref[i] = bv ? bv[i / (oH * oW) % k->O] : 0;
+    direct_values v = {.x = xv, .w = wv, .y = ref};
+    for_each_product(k, pt, pl, oH, oW, accumulate_output, &v);
     CHECK(max_rel_diff(yv, ref, ny) < 1e-4);
 
     cnn_tensor *gy = cnn_randn(4, (int64_t[]){k->N, k->O, oH, oW});
     REQUIRE(cnn_backward(y, gy, 0) == CNN_OK);
     float *gyv = read_all(gy);
-    double *gx = malloc(nx * sizeof *gx), *gw = malloc(nw * sizeof *gw), *gb = malloc(k->O * sizeof *gb);
-    direct_conv2d_grads(k, pt, pl, oH, oW, xv, wv, gyv, gx, gw, gb);
+    double *gx = calloc(nx, sizeof *gx), *gw = calloc(nw, sizeof *gw), *gb = calloc(k->O, sizeof *gb);
+    v = (direct_values){.x = xv, .w = wv, .gy = gyv, .gx = gx, .gw = gw};
+    for_each_product(k, pt, pl, oH, oW, accumulate_gradients, &v);
+    for (int64_t i = 0; i < ny; i++) gb[i / (oH * oW) % k->O] += gyv[i];
     cnn_tensor *gxt = cnn_grad(x), *gwt = cnn_grad(w), *gbt = b ? cnn_grad(b) : NULL;
     REQUIRE(gxt && gwt && (gbt || !b));
     float *gxv = read_all(gxt), *gwv = read_all(gwt), *gbv = gbt ? read_all(gbt) : NULL;
@@ -409,6 +403,39 @@ TEST(conv_transpose2d_matches_direct_loops) {
         {.N = 1, .C = 3, .H = 5, .W = 5, .O = 3, .kh = 3, .kw = 3, .sh = 2, .sw = 2, .ph = 1, .pw = 1, .dh = 1, .dw = 1, .groups = 3, .oph = 1, .opw = 1, .with_bias = 1},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) check_conv_transpose2d_case(&cases[i]);
+}
+
+/* The images of a batch run on several threads with a single-threaded BLAS each; the BLAS's own
+ * thread count is restored afterwards. */
+TEST(conv2d_threads_agree_and_restore_blas_threads) {
+    const int saved = cnn_get_num_threads();
+    // 8 images of 8*16*16*16*9 multiply-adds: enough work for two threads
+    cnn_tensor *x = tensor4(8, 16, 16, 16, NULL), *w = tensor4(16, 16, 3, 3, NULL);
+    cnn_conv2d_options o = cnn_conv2d_defaults();
+    o.padding[0] = o.padding[1] = 1;
+    cnn_set_num_threads(1);
+    cnn_tensor *serial = cnn_conv2d(x, w, NULL, &o);
+    cnn_set_num_threads(3);
+    cnn_tensor *threaded = cnn_conv2d(x, w, NULL, &o);
+    CHECK(openblas_get_num_threads() == 3);
+    REQUIRE(serial && threaded);
+    float *a = read_all(serial), *b = read_all(threaded);
+    for (int64_t i = 0; i < cnn_numel(serial); i++) CHECK(a[i] == b[i]);
+    free(a), free(b);
+    cnn_set_num_threads(saved);
+    cnn_release(serial), cnn_release(threaded), cnn_release(x), cnn_release(w);
+}
+
+TEST(conv2d_stops_when_interrupted) {
+    cnn_tensor *x = tensor4(4, 2, 8, 8, NULL), *w = tensor4(3, 2, 3, 3, NULL);
+    cnn_conv2d_options o = cnn_conv2d_defaults();
+    cnn_interrupt();
+    CHECK(cnn_conv2d(x, w, NULL, &o) == NULL);
+    CHECK(cnn_last_status() == CNN_ERR_INTERRUPTED && error_contains("conv2d: interrupted"));
+    cnn_clear_interrupt();
+    cnn_tensor *y = cnn_conv2d(x, w, NULL, &o);
+    CHECK(y != NULL);
+    cnn_release(y), cnn_release(x), cnn_release(w);
 }
 
 /* ---- conv errors ------------------------------------------------------------------------------ */

@@ -117,6 +117,32 @@ check "-E ignores LUA_INIT" 0 "nil"
 run env LUA_INIT='error("in init")' "$CNNLUA" -e 'print("not reached")'
 check "an error in LUA_INIT exits 1" 1 "LUA_INIT:1: in init"
 
+# ---- help texts (scripts/cnn/help.lua, shown by ?name at the prompt) ----
+run "$CNNLUA" -e 'x = cnn.zeros(2); print(cnn.help("x:view"))'
+check "help for a method of a tensor value" 0 "x:view(d1, d2, ...)"
+run "$CNNLUA" -e 'print(cnn.help("cnn.exp"))'
+check "help for a function that is also a method" 0 "cnn.exp is cnn.Tensor:exp"
+run "$CNNLUA" -e 'print(cnn.help("conv"))'
+check "help for an unknown name suggests documented ones" 0 "cnn.conv2d"
+run "$CNNLUA" -e 'print(cnn.help("string"))'
+check "help for an undocumented table lists its fields" 0 "string: table with fields:"
+run "$CNNLUA" -e 'print(cnn.help("cnn"))'
+check "help for a namespace lists what it holds" 0 "manual_seed"
+# Every function of the core and every tensor method has a text, so that ?name always helps.
+run "$CNNLUA" -e '
+local help, missing = require "cnn.help", {}
+for name, v in pairs(cnn) do
+  if type(v) == "function" and not name:match("^_") and not help("cnn." .. name):match("\n") then
+    missing[#missing + 1] = "cnn." .. name
+  end
+end
+for name in pairs(cnn.Tensor) do
+  if not rawget(help, "cnn.Tensor:" .. name) then missing[#missing + 1] = "cnn.Tensor:" .. name end
+end
+table.sort(missing)
+print(#missing == 0 and "all documented" or "undocumented in scripts/cnn/help.lua: " .. table.concat(missing, " "))'
+check "every core function and tensor method has a help text" 0 "all documented"
+
 # ---- finding the Lua library ----
 mkdir -p "$TMP/bin"
 ln -s "$CNNLUA" "$TMP/bin/cnnlua"

@@ -16,27 +16,8 @@ local REF = {
   conv_transpose_stride2_outpad1 = {{{{0.5, 1.5, -0.5, 3.5, -1.5, 8.5}, {3.5, 32.5, 5.5, 36.5, 7.5, 25.5}, {-2.5, 7.5, -3.5, 9.5, -4.5, 11.5}, {-2.5, 21.5, -1.5, 23.5, -0.5, -4.5}}}},
 }
 
-local function max_diff(got, expected)
-  if cnn.is_tensor(got) then got = got:totable() end
-  if type(expected) == "number" then
-    return type(got) == "number" and math.abs(got - expected) or math.huge
-  end
-  if type(got) ~= "table" or #got ~= #expected then return math.huge end
-  local worst = 0
-  for i = 1, #expected do worst = math.max(worst, max_diff(got[i], expected[i])) end
-  return worst
-end
-
-local function assert_close(got, expected, tol)
-  local d = max_diff(got, expected)
-  assert(d <= (tol or 1e-5), string.format("values differ by %g (tolerance %g)", d, tol or 1e-5))
-end
-
-local function assert_error(fragment, fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok)
-  assert.truthy(tostring(err):find(fragment, 1, true), "error message was: " .. tostring(err))
-end
+local A = require "assertions"
+local assert_close, assert_error = A.assert_close, A.assert_error
 
 local function ramp(...)
   local shape, n = {...}, 1

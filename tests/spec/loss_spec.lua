@@ -226,6 +226,8 @@ describe("bce_with_logits", function()
     local y = cnn.rand(2, 3):requires_grad()
     local opts = {weight = cnn.tensor{1, 2, 0.5}, pos_weight = cnn.tensor{2, 0.5, 1}, reduction = "sum"}
     assert.is_true(gradcheck(function(a, b) return cnn.bce_with_logits(a, b, opts) end, {z, y}))
+    assert.is_true(gradcheck(function(a, b) return cnn.bce_with_logits(a, b, {reduction = "none"}) end,
+                             {z, y}))
   end)
 
   it("names the shapes of mismatched arguments", function()

@@ -24,27 +24,8 @@ local REF = {
   pad_constant = {{{{-1, 0, 1, 2}, {-1, 3, 4, 5}, {-1, -1, -1, -1}, {-1, -1, -1, -1}}}},
 }
 
-local function max_diff(got, expected)
-  if cnn.is_tensor(got) then got = got:totable() end
-  if type(expected) == "number" then
-    return type(got) == "number" and math.abs(got - expected) or math.huge
-  end
-  if type(got) ~= "table" or #got ~= #expected then return math.huge end
-  local worst = 0
-  for i = 1, #expected do worst = math.max(worst, max_diff(got[i], expected[i])) end
-  return worst
-end
-
-local function assert_close(got, expected, tol)
-  local d = max_diff(got, expected)
-  assert(d <= (tol or 1e-5), string.format("values differ by %g (tolerance %g)", d, tol or 1e-5))
-end
-
-local function assert_error(fragment, fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok)
-  assert.truthy(tostring(err):find(fragment, 1, true), "error message was: " .. tostring(err))
-end
+local A = require "assertions"
+local assert_close, assert_error = A.assert_close, A.assert_error
 
 local function ramp(...)
   local shape, n = {...}, 1
@@ -93,6 +74,10 @@ describe("max_pool2d", function()
     assert.are.same({1, 1, 3, 3}, cnn.max_pool2d(cnn.randn(1, 1, 5, 5), 2, {ceil_mode = true}):shape())
   end)
 
+  it("accepts sizes computed as floats with integral values", function()
+    assert.are.same({{{{6, 8}, {14, 16}}}}, cnn.max_pool2d(cnn.tensor(seed_image), 4 / 2):totable())
+  end)
+
   it("accepts a single (C, H, W) image", function()
     assert.are.same({{{6, 8}, {14, 16}}}, cnn.max_pool2d(cnn.tensor(seed_image[1]), 2):totable())
   end)
@@ -114,6 +99,8 @@ describe("max_pool2d", function()
                  cnn.max_pool2d, cnn.randn(4, 4), 2)
     assert_error("max_pool2d: kernel must be positive", cnn.max_pool2d, x, 0)
     assert_error("max_pool2d: kernel must be an integer or a pair {h, w}, got string", cnn.max_pool2d, x, "2")
+    assert_error("max_pool2d: kernel must be an integer, got 1.5", cnn.max_pool2d, x, 1.5)
+    assert_error("max_pool2d: kernel must hold integers, got x", cnn.max_pool2d, x, {2, "x"})
     assert_error("max_pool2d: option 'stride' must be positive, got 0x0", cnn.max_pool2d, x, 2, {stride = 0})
     assert_error("max_pool2d: unknown option 'count_include_pad'", cnn.max_pool2d, x, 2, {count_include_pad = true})
     assert_error("max_pool2d: option 'ceil_mode' must be a boolean, got number", cnn.max_pool2d, x, 2, {ceil_mode = 1})
@@ -212,7 +199,7 @@ describe("pad", function()
                  cnn.pad, u(), {1, 1, 1})
     assert_error([[pad: a fill value only applies to mode "constant", not "reflect"]], cnn.pad, u(), {1, 1},
                  "reflect", 2)
-    assert_error("pad: pads must be integers, got number in position 2", cnn.pad, u(), {1, 0.5})
+    assert_error("pad: pads must be integers, got 0.5 in position 2", cnn.pad, u(), {1, 0.5})
   end)
 end)
 

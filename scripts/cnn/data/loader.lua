@@ -78,10 +78,19 @@ local function check_options(options)
   return o
 end
 
+-- Datasets and loaders are recognised by their fields rather than by metatable identity, so that
+-- two loaded copies of this library (test runners unload modules between files) still agree.
+function M.is_dataset(v)
+  return type(v) == "table" and is_tensor(rawget(v, "x")) and math.type(rawget(v, "n")) == "integer"
+end
+
+function M.is_loader(v)
+  return type(v) == "table" and M.is_dataset(rawget(v, "dataset")) and type(v.iter) == "function"
+end
+
 function M.new(ds, options)
-  local data = require "cnn.data"
-  if is_tensor(ds) then ds = data.tensor_dataset(ds) end
-  if getmetatable(ds) ~= data.Dataset then
+  if is_tensor(ds) then ds = require("cnn.data").tensor_dataset(ds) end
+  if not M.is_dataset(ds) then
     fail("loader: expected a dataset (cnn.data.tensor_dataset, fashion_mnist, ...) or a tensor, got a %s",
          type(ds))
   end

@@ -23,7 +23,7 @@ end
 local columns
 function progress.terminal_width()
   if columns == nil then
-    local pipe = io.popen("stty size </dev/tty 2>/dev/null")
+    local pipe = io.popen("stty size 2>/dev/null </dev/tty")
     local answer = pipe and pipe:read("a") or ""
     if pipe then pipe:close() end
     columns = tonumber(answer:match("%d+%s+(%d+)")) or tonumber(os.getenv("COLUMNS")) or 80

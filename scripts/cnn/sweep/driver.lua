@@ -17,7 +17,7 @@ local Pool = {}
 Pool.__index = Pool
 
 -- Turns a wait into polls that start fast (short trials, tests) and slow down to a few per second.
-local POLL_MIN, POLL_MAX = 0.02, 0.25
+local POLL_MIN, POLL_MAX = 0.02, 0.1
 
 -- opts: the checked sweep options; launch: {argv=, env=} of a trial process (nil runs trials in
 -- this process, one at a time).
@@ -57,6 +57,12 @@ function Pool:collect(config, dir, status, seconds)
     how = string.format("killed by signal %d (%s)", status - 128, signals[status - 128] or "signal")
   elseif status == worker.ORPHANED then
     how = "lost its driver"
+  elseif status < 0 then
+    how = "ended without an exit status"
+  elseif status == 0 then
+    -- the script ran to its end without reaching the cnn.sweep call with this out directory
+    how = "the trial process ended without running the trial (does every run of the script call cnn.sweep " ..
+          "with the same out?)"
   else
     how = string.format("exited with status %s without a result", tostring(status))
   end
@@ -78,9 +84,11 @@ function Pool:start(config)
   results.write_json(dir .. "/config.json", config)
   if not self.launch then
     -- in this process: no isolation, but usable from a REPL and for debugging
-    local rec = worker.execute(opts, config, dir)
+    local rec, traceback = worker.execute_here(opts, config, dir)
+    if traceback and not opts.quiet then io.stderr:write(traceback, "\n") end
     results.write_json(dir .. "/result.json", rec)
-    self.done_inline = {rec}
+    self.done_inline = self.done_inline or {}
+    table.insert(self.done_inline, rec)
     return
   end
   local env = {}
@@ -89,6 +97,17 @@ function Pool:start(config)
   process.launch(self.launch.argv, env, dir, dir .. "/log")
   self.running[config.trial] = {config = config, dir = dir, timer = cnn.timer()}
   self.count = self.count + 1
+end
+
+-- The trial process has gone but no exit status came (its wrapper was killed): after a second's
+-- grace for the wrapper to write it, the trial counts as ended with an unknown status.
+local GRACE = 1.0
+function Pool:lost(run)
+  local pid = process.child_pid(run.dir)
+  if not pid or process.alive(pid) then return nil end
+  run.gone = run.gone or cnn.timer()
+  if run.gone:elapsed() < GRACE then return nil end
+  return -1
 end
 
 -- Records of the trials that ended since the last call.
@@ -102,6 +121,7 @@ function Pool:reap()
   for trial, run in pairs(self.running) do
     local status = process.exit_status(run.dir)
     local seconds = run.timer:elapsed()
+    if status == nil then status = self:lost(run) end
     if status == nil and self.opts.timeout and seconds > self.opts.timeout then
       process.kill(run.dir)
       status = -1
@@ -128,7 +148,7 @@ end
 -- Waits a little, longer while nothing happens. Raises when the wait was interrupted.
 function Pool:wait(active)
   if active then self.poll = POLL_MIN end
-  if not process.sleep(self.poll) then error("sweep: interrupted", 0) end
+  process.sleep(self.poll)
   self.poll = math.min(POLL_MAX, self.poll * 1.5)
 end
 

@@ -184,10 +184,12 @@ function json.decode(text)
   return v
 end
 
--- Decodes text, or returns nil and the message.
+-- Decodes text, or returns nil and the message. Errors other than malformed JSON (an interrupt
+-- raised while decoding) go on up.
 function json.try_decode(text)
   local ok, v = pcall(json.decode, text)
   if ok then return v end
+  if type(v) ~= "string" or v:sub(1, 6) ~= "json: " then error(v, 0) end
   return nil, v
 end
 

@@ -74,14 +74,14 @@ function leaderboard.format(records, meta)
   lines[1] = head
   if #rows == 0 then return table.concat(lines, "\n") end
 
-  local names = {}
-  do
-    local seen = {}
-    for _, rec in ipairs(rows) do
-      for k in pairs(rec.params or {}) do seen[k] = true end
+  -- the parameters that vary (constants would only widen the table)
+  local first_value, varies = {}, {}
+  for _, rec in ipairs(rows) do
+    for k, v in pairs(rec.params or {}) do
+      if first_value[k] == nil then first_value[k] = v elseif first_value[k] ~= v then varies[k] = true end
     end
-    names = space.sorted_names(seen)
   end
+  local names = space.sorted_names(#rows > 1 and varies or first_value)
   local header = {"rank", "trial", "status", metric}
   for _, n in ipairs(names) do header[#header + 1] = n end
   header[#header + 1] = "epochs"

@@ -29,9 +29,9 @@ local function receive(mpi, source)
   return json.decode(text), from
 end
 
--- Rank 0. queue: a function returning the next trial config or nil; on_record(rec) keeps a record.
--- Returns the list of all records it received (the caller has them too through on_record).
-function mpi_driver.schedule(mpi, pool, queue, on_record, all_records)
+-- Rank 0. queue: a function returning the next trial config or nil; on_record(rec) keeps a record
+-- in records (by trial id), which at the end goes to every rank.
+function mpi_driver.schedule(mpi, pool, queue, on_record, records)
   local size = mpi.size()
   local ranks_left = size - 1
   local queue_empty = false
@@ -58,8 +58,9 @@ function mpi_driver.schedule(mpi, pool, queue, on_record, all_records)
     return active
   end
   driver.run(pool, take, on_record, service, function() return queue_empty and ranks_left == 0 end)
-  local records = all_records()
-  for r = 1, size - 1 do send(mpi, r, {kind = "final", records = records}) end
+  local list = {}
+  for _, rec in pairs(records) do list[#list + 1] = rec end
+  for r = 1, size - 1 do send(mpi, r, {kind = "final", records = list}) end
 end
 
 -- Ranks 1..N-1: ask rank 0 for trials while slots are free, send back what they give.

@@ -7,18 +7,17 @@ local plot = require "cnn.plot"
 local sweep_plot = {}
 
 local COLORS = {ok = plot.colors[1], stopped = plot.colors[2]}
+local BACKGROUND = 0xFFFFFF
 
 -- The x coordinates of a parameter's values and the axis label, or nil for a constant.
 local function axis(name, values)
-  local numeric, distinct, first = true, {}, nil
-  local count = 0
+  local numeric, distinct, count = true, {}, 0
   for _, v in ipairs(values) do
     if type(v) ~= "number" then numeric = false end
     if distinct[v] == nil then
       count = count + 1
       distinct[v] = true
     end
-    first = first or v
   end
   if count < 2 then return nil end
   if numeric then
@@ -57,14 +56,22 @@ function sweep_plot.write(records, meta)
     local x_of, xlabel = axis(name, values)
     if x_of then
       local series, named = {}, {}
+      local lo, hi = math.huge, -math.huge
       for _, rec in ipairs(points) do
         local v = rec.params[name]
-        local s = {values = {rec.value}, x = {v ~= nil and x_of(v) or nil}, color = COLORS[rec.status]}
+        local x = v ~= nil and x_of(v) or nil
+        if x then lo, hi = math.min(lo, x), math.max(hi, x) end
+        local s = {values = {rec.value}, x = {x}, color = COLORS[rec.status]}
         if not named[rec.status] then
           named[rec.status] = true
           s.name = rec.status == "ok" and "completed" or "stopped"
         end
         series[#series + 1] = s
+      end
+      -- points in the background colour widen the x axis so that no marker sits on its ends
+      local pad = (hi - lo) * 0.05
+      for _, x in ipairs({lo - pad, hi + pad}) do
+        series[#series + 1] = {values = {points[1].value}, x = {x}, color = BACKGROUND}
       end
       local path = string.format("%s/plot_%s.png", meta.out, name)
       plot.chart({title = string.format("%s vs %s", meta.metric, name), xlabel = xlabel, ylabel = meta.metric,

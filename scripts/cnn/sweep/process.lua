@@ -2,8 +2,10 @@
 -- that it ended, stopping it, and the facts a launcher needs (own pid, cores, the interpreter).
 --
 -- A trial runs as `interpreter [options] script args...` inside a small sh wrapper that records the
--- child's pid in <dir>/pid and, when the child ends, its exit status in <dir>/exit (written to a
--- temporary name and renamed, so a reader never sees half of it). The driver polls for <dir>/exit.
+-- child's pid in <dir>/pid.<driver> and, when the child ends, its exit status in <dir>/exit.<driver>
+-- (written to a temporary name and renamed, so a reader never sees half of it); the driver polls
+-- for that file. The driver's pid in the names keeps apart a trial left running by a driver that
+-- was killed and the same trial started again by the next one.
 local process = {}
 
 function process.quote(s)
@@ -41,11 +43,9 @@ function process.alive(pid)
   return not stat:match("^%d+ %b() Z")
 end
 
--- Sleeps without spinning; returns false when the sleep was interrupted (Ctrl-C).
+-- Sleeps without spinning; Ctrl-C raises "sweep: interrupted".
 function process.sleep(seconds)
-  local ok, how, code = os.execute(string.format("sleep %.3f", seconds))
-  if ok then return true end
-  return not (how == "signal" or (how == "exit" and code and code > 128))
+  process.execute(string.format("sleep %.3f", seconds))
 end
 
 -- Cores this process may run on (affinity-aware, so a rank bound to one core by mpirun sees one),
@@ -66,11 +66,36 @@ function process.interpreter_argv()
   return table.move(arg, first, -1, 1, {})
 end
 
--- Starts `env ... argv... > log 2>&1` in the background. dir receives pid and exit.
---   env: {NAME = value, ...} added to the environment.
+-- Runs a shell command; true when it succeeded. A command killed by Ctrl-C raises
+-- "sweep: interrupted". It goes through io.popen rather than os.execute: system() ignores SIGINT
+-- in the waiting process, so a Ctrl-C landing just as a quick command ends would be lost, while
+-- with popen the interpreter's own handler (lua, cnnlua) sees it and raises "interrupted!".
+function process.execute(command)
+  local pipe = io.popen(command, "r")
+  if not pipe then return false end
+  pipe:read("a")
+  local ok, how, code = pipe:close()
+  if ok then return true end
+  if (how == "signal" and code == 2) or (how == "exit" and code == 130) then error("sweep: interrupted", 0) end
+  return false
+end
+
+-- Trials and their wrapper get a session of their own (setsid, when the system has it), so that
+-- Ctrl-C in the driver's terminal reaches the driver alone: it then stops the trials itself, and
+-- neither a trial nor its wrapper dies half-way on its own.
+local setsid
+local function session_prefix()
+  if setsid == nil then setsid = process.execute("command -v setsid >/dev/null 2>&1") and "setsid " or "" end
+  return setsid
+end
+
+local function exit_file(dir) return string.format("%s/exit.%d", dir, process.pid()) end
+local function pid_file(dir) return string.format("%s/pid.%d", dir, process.pid()) end
+
+-- Starts `env NAME=value... argv... > log 2>&1` in the background; see the top of the file.
 function process.launch(argv, env, dir, log)
-  os.remove(dir .. "/exit")
-  os.remove(dir .. "/pid")
+  os.remove(exit_file(dir))
+  os.remove(pid_file(dir))
   os.remove(log) -- a straggler from an earlier run keeps writing to its own (unlinked) file
   local words = {}
   local names = {}
@@ -78,17 +103,18 @@ function process.launch(argv, env, dir, log)
   table.sort(names)
   for _, name in ipairs(names) do words[#words + 1] = name .. "=" .. process.quote(env[name]) end
   for _, a in ipairs(argv) do words[#words + 1] = process.quote(a) end
-  local d = process.quote(dir)
-  local script = string.format(
-    "env %s </dev/null >%s 2>&1 & echo $! >%s/pid; wait $!; echo $? >%s/exit.tmp; mv %s/exit.tmp %s/exit",
-    table.concat(words, " "), process.quote(log), d, d, d, d)
-  local ok = os.execute("sh -c " .. process.quote(script) .. " >/dev/null 2>&1 &")
-  if not ok then error("sweep: could not start a shell to run a trial", 0) end
+  local exit, tmp = process.quote(exit_file(dir)), process.quote(exit_file(dir) .. ".tmp")
+  local script = string.format("env %s </dev/null >%s 2>&1 & echo $! >%s; wait $!; echo $? >%s; mv %s %s",
+                               table.concat(words, " "), process.quote(log), process.quote(pid_file(dir)),
+                               tmp, tmp, exit)
+  if not process.execute(session_prefix() .. "sh -c " .. process.quote(script) .. " >/dev/null 2>&1 &") then
+    error("sweep: could not start a shell to run a trial", 0)
+  end
 end
 
 -- The exit status of a launched command once it has ended, else nil.
 function process.exit_status(dir)
-  local f = io.open(dir .. "/exit", "r")
+  local f = io.open(exit_file(dir), "r")
   if not f then return nil end
   local status = math.tointeger(tonumber(f:read("a"):match("%d+") or ""))
   f:close()
@@ -96,7 +122,7 @@ function process.exit_status(dir)
 end
 
 function process.child_pid(dir)
-  local f = io.open(dir .. "/pid", "r")
+  local f = io.open(pid_file(dir), "r")
   if not f then return nil end
   local pid = math.tointeger(tonumber(f:read("a"):match("%d+") or ""))
   f:close()

@@ -22,8 +22,7 @@ function results.trial_dir(out, trial)
 end
 
 function results.mkdir(path)
-  local ok = os.execute("mkdir -p " .. process.quote(path))
-  if not ok then error(string.format("sweep: cannot create the directory %s", path), 0) end
+  if not process.execute("mkdir -p " .. process.quote(path)) then error(string.format("sweep: cannot create the directory %s", path), 0) end
 end
 
 function results.read_file(path)

@@ -137,28 +137,29 @@ local function is_plain_value(v)
   return t == "number" or t == "string" or t == "boolean"
 end
 
--- Raises an error naming the offending entry; returns the parameter names, sorted.
+-- Raises an error naming the offending entry (without a position: cnn.sweep adds the caller's);
+-- returns the parameter names, sorted.
 function space.check(s)
-  if type(s) ~= "table" then error("sweep: space must be a table of parameter = values", 3) end
+  if type(s) ~= "table" then error("space must be a table of parameter = values", 0) end
   local names = sorted_names(s)
-  if #names == 0 then error("sweep: the space is empty", 3) end
+  if #names == 0 then error("the space is empty", 0) end
   for _, name in ipairs(names) do
     if type(name) ~= "string" or not name:match("^[%a_][%w_]*$") or name:sub(1, 1) == "_" then
-      error(string.format("sweep: parameter name %s must be an identifier not starting with '_'",
-                          tostring(name)), 3)
+      error(string.format("parameter name %s must be an identifier not starting with '_'",
+                          tostring(name)), 0)
     end
     local v = s[name]
     local values = values_of(v)
     if values then
       for i, x in ipairs(values) do
         if not is_plain_value(x) then
-          error(string.format("sweep: space.%s[%d] is a %s; values must be numbers, strings or booleans",
-                              name, i, type(x)), 3)
+          error(string.format("space.%s[%d] is a %s; values must be numbers, strings or booleans",
+                              name, i, type(x)), 0)
         end
       end
     elseif getmetatable(v) ~= Dist and not is_plain_value(v) then
-      error(string.format("sweep: space.%s is a %s; give a list of values, sweep.choice/uniform/" ..
-                          "log_uniform/int, or a constant", name, type(v)), 3)
+      error(string.format("space.%s is a %s; give a list of values, sweep.choice/uniform/" ..
+                          "log_uniform/int, or a constant", name, type(v)), 0)
     end
   end
   return names
@@ -201,9 +202,9 @@ function space.trials(s, strategy, budget, seed)
   if strategy == "grid" then
     budget = budget or size
   elseif strategy ~= "random" then
-    error(string.format("sweep: strategy must be \"grid\" or \"random\", got %s", tostring(strategy)), 3)
+    error(string.format("sweep: strategy must be \"grid\" or \"random\", got %s", tostring(strategy)), 0)
   elseif budget == nil then
-    error("sweep: random search needs a trial budget (trials=N)", 3)
+    error("sweep: random search needs a trial budget (trials=N)", 0)
   end
   local trials = {}
   for i = 1, budget do

@@ -25,6 +25,12 @@ local function finite(v)
   return type(v) == "number" and v == v and v ~= math.huge and v ~= -math.huge
 end
 
+-- "nan" rather than the C library's "-nan" for a NaN of either sign.
+local function show(v)
+  if v ~= v then return "nan" end
+  return tostring(v)
+end
+
 -- Numbers, strings and booleans of a metrics table (what a JSON line can hold).
 local function flat_copy(t)
   local out = {}
@@ -41,7 +47,7 @@ local function short(message)
   return message
 end
 
--- Runs one trial and returns its record.
+-- Runs one trial and returns its record, and the traceback of the error when run() raised one.
 --   config: {trial=, params=, seed=, threads=?}   dir: the trial directory (cfg._dir)
 --   options.alive: a function telling whether the driver still runs (checked at each report)
 function worker.execute(opts, config, dir, options)
@@ -82,7 +88,7 @@ function worker.execute(opts, config, dir, options)
     end
     local value = flat[metric]
     if value ~= nil and not finite(value) then
-      error(string.format("report: %s is %s at epoch %s", metric, tostring(value), tostring(epoch)), 2)
+      error(string.format("report: %s is %s at epoch %s", metric, show(value), tostring(epoch)), 2)
     end
     if judge and value ~= nil then
       local decision, rung, cutoff = judge(epoch, value)
@@ -103,13 +109,13 @@ function worker.execute(opts, config, dir, options)
   if metrics_file then metrics_file:close() end
 
   local record = {trial = config.trial, params = config.params, seed = config.seed, epochs = state.epochs,
-                  seconds = timer:elapsed(), rank = math.tointeger(tonumber(os.getenv("OMPI_COMM_WORLD_RANK") or ""))}
-  local result
+                  seconds = timer:elapsed(), mpi_rank = math.tointeger(tonumber(os.getenv("OMPI_COMM_WORLD_RANK") or ""))}
+  local result, traceback
   if state.stopped or (not ok and ret == worker.STOP) then
     record.status, record.message = "stopped", state.stopped or "stopped by the scheduler"
     result = state.last
   elseif not ok then
-    io.stderr:write(ret.traceback, "\n")
+    traceback = ret.traceback
     record.status, record.message = "failed", short(ret.message)
     result = state.last
   else
@@ -127,13 +133,22 @@ function worker.execute(opts, config, dir, options)
       record.status = "failed"
       record.message = string.format("run returned no '%s' (return {%s=...} or report it)", metric, metric)
     elseif not finite(value) then
-      record.status, record.message = "failed", string.format("%s is %s", metric, tostring(value))
+      record.status, record.message = "failed", string.format("%s is %s", metric, show(value))
     else
       record.status = "ok"
     end
   end
   record.value = finite(value) and value or nil
-  return record
+  return record, traceback
+end
+
+-- Runs a trial in the calling process, leaving its generator state and thread count as they were.
+function worker.execute_here(opts, config, dir)
+  local rng, threads = cnn.get_rng_state(), cnn.get_num_threads()
+  local record, traceback = worker.execute(opts, config, dir)
+  cnn.set_rng_state(rng)
+  cnn.set_num_threads(threads)
+  return record, traceback
 end
 
 -- The trial process: runs the trial named by the environment and exits.
@@ -146,7 +161,8 @@ function worker.main(opts)
     os.exit(2)
   end
   local driver = math.tointeger(tonumber(os.getenv("CNN_SWEEP_DRIVER") or ""))
-  local record = worker.execute(opts, config, dir, {alive = function() return process.alive(driver) end})
+  local record, traceback = worker.execute(opts, config, dir, {alive = function() return process.alive(driver) end})
+  if traceback then io.stderr:write(traceback, "\n") end
   results.write_json(dir .. "/result.json", record)
   io.stdout:flush()
   io.stderr:flush()

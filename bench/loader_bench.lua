@@ -1,0 +1,113 @@
+-- loader_bench.lua - what augmentation costs on Fashion-MNIST (28x28 gray, batches of 128):
+--   1. the augmentation alone: Keras' full ImageDataGenerator recipe over the 60000 training images,
+--      on one thread and on all of them;
+--   2. the loader (shuffled batches) without augmentation, with normalisation only, and with the full
+--      recipe plus normalisation;
+--   3. training steps (the network of scripts/train.lua, Adam) fed by those loaders: the target is
+--      that augmentation costs at most 10% of training throughput.
+-- Rates are images per second; each line shows the ratio to the line it is compared with.
+--
+--   cnnlua bench/loader_bench.lua [--steps 60] [--data-dir DIR]
+local cnn = rawget(_G, "cnn") or require "cnn"
+local argparse = require "argparse"
+local nn = cnn.nn
+
+local parser = argparse("loader_bench.lua", "Measure the cost of augmentation on Fashion-MNIST.")
+parser:option("--steps", "Training steps measured per configuration.", "60"):convert(math.tointeger)
+parser:option("--data-dir", "Folder holding the Fashion-MNIST IDX files.", cnn.data.FASHION_MNIST_DIR)
+local args = parser:parse()
+
+local MEAN, STD, BATCH = 0.2860, 0.3530, 128
+local train = cnn.data.fashion_mnist{split = "train", dir = args.data_dir}
+local x = train.x
+local keras = cnn.aug.image_data_generator{rotation_range = 20, width_shift_range = 0.2, height_shift_range = 0.2,
+  shear_range = 0.2, zoom_range = 0.2, horizontal_flip = true, vertical_flip = true, fill_mode = "nearest"}
+local normalize = cnn.aug.normalize(MEAN, STD)
+local full = cnn.aug.compose{keras, normalize}
+
+local function line(name, rate, reference)
+  print(string.format("  %-46s %9.0f images/s%s", name, rate,
+                      reference and string.format("   (%.3f x %s)", rate / reference[2], reference[1]) or ""))
+  return {name, rate}
+end
+
+-- 1. the augmentation alone ------------------------------------------------------------------------------
+print(string.format("augmentation of %d images of %s in batches of %d:", x:size(1), table.concat(train:example_shape(), "x"), BATCH))
+local threads = cnn.get_num_threads()
+local function augment_all(t)
+  local timer = cnn.timer()
+  for first = 1, x:size(1), BATCH do
+    t(x:narrow(1, first, math.min(BATCH, x:size(1) - first + 1)))
+  end
+  return x:size(1) / timer:elapsed()
+end
+local single
+for _, n in ipairs(threads > 1 and {1, threads} or {1}) do
+  cnn.set_num_threads(n)
+  augment_all(keras) -- warm up
+  local rate = augment_all(keras)
+  local entry = line(string.format("image_data_generator, %d thread%s", n, n > 1 and "s" or ""), rate, single)
+  single = single or entry
+end
+cnn.set_num_threads(threads)
+
+-- 2. the loader --------------------------------------------------------------------------------------------
+print("loader, shuffled batches of " .. BATCH .. ":")
+local function loader_rate(transform)
+  local loader = cnn.data.loader(train, {batch_size = BATCH, shuffle = true, seed = 1, transform = transform})
+  local timer, n = cnn.timer(), 0
+  for xb in loader do n = n + xb:size(1) end
+  return n / timer:elapsed()
+end
+local plain = line("no transform", loader_rate(nil))
+line("normalize", loader_rate(normalize), plain)
+line("image_data_generator + normalize", loader_rate(full), plain)
+
+-- 3. training steps ------------------------------------------------------------------------------------------
+local function conv_bn_relu(layers, cin, cout)
+  layers[#layers + 1] = nn.Conv2d(cin, cout, 3, {padding = 1, bias = false})
+  layers[#layers + 1] = nn.BatchNorm2d(cout)
+  layers[#layers + 1] = nn.ReLU()
+end
+
+local function make_model()
+  local layers = {}
+  conv_bn_relu(layers, 1, 16)
+  conv_bn_relu(layers, 16, 16)
+  layers[#layers + 1] = nn.MaxPool2d(2)
+  conv_bn_relu(layers, 16, 32)
+  conv_bn_relu(layers, 32, 32)
+  layers[#layers + 1] = nn.MaxPool2d(2)
+  layers[#layers + 1] = nn.Dropout(0.25)
+  layers[#layers + 1] = nn.Flatten()
+  layers[#layers + 1] = nn.Linear(32 * 7 * 7, 128)
+  layers[#layers + 1] = nn.ReLU()
+  layers[#layers + 1] = nn.Dropout(0.4)
+  layers[#layers + 1] = nn.Linear(128, 10)
+  return nn.Sequential(layers)
+end
+
+local function training_rate(transform)
+  cnn.manual_seed(1)
+  local model = make_model()
+  model:train()
+  local opt = cnn.optim.Adam(model:parameters(), {lr = 1e-3})
+  local loss_fn = nn.CrossEntropyLoss()
+  local loader = cnn.data.loader(train, {batch_size = BATCH, shuffle = true, seed = 1, transform = transform})
+  local steps, n, timer = 0, 0, nil
+  for xb, yb in loader do
+    if steps == 3 then timer, n = cnn.timer(), 0 end -- the first steps warm up
+    opt:zero_grad()
+    local loss = loss_fn(model(xb), yb)
+    loss:backward()
+    opt:step()
+    steps, n = steps + 1, n + xb:size(1)
+    if steps >= args.steps + 3 then break end
+  end
+  return n / timer:elapsed()
+end
+print(string.format("training steps (%d per configuration, %d threads):", args.steps, cnn.get_num_threads()))
+local base = line("normalize only", training_rate(normalize))
+local augmented = line("image_data_generator + normalize", training_rate(full), base)
+print(string.format("augmentation costs %.1f%% of training throughput (target: at most 10%%)",
+                    100 * (1 - augmented[2] / base[2])))
