@@ -27,6 +27,7 @@ static void check_options(lua_State *L, int t, const char *fname, const char *co
             for (const char *const *a = allowed; *a && !known; a++)
                 known = strcmp(*a, lua_tostring(L, -1)) == 0;
         if (!known) {
+            const char *key = luaL_tolstring(L, -1, NULL);
             luaL_Buffer b;
             luaL_buffinit(L, &b);
             for (const char *const *a = allowed; *a; a++) {
@@ -34,7 +35,6 @@ static void check_options(lua_State *L, int t, const char *fname, const char *co
                 luaL_addstring(&b, *a);
             }
             luaL_pushresult(&b);
-            const char *key = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : luaL_typename(L, -2);
             luaL_error(L, "%s: unknown option '%s' (known options: %s)", fname, key, lua_tostring(L, -1));
         }
     }

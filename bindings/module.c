@@ -159,8 +159,10 @@ int lcnn_opt_bool_field(lua_State *L, int t, const char *fname, const char *name
 void lcnn_opt_pair_field(lua_State *L, int t, const char *fname, const char *name, int32_t out[2], int def) {
     out[0] = out[1] = def;
     if (!push_field(L, t, name)) return;
-    if (lua_isinteger(L, -1)) {
-        out[0] = out[1] = (int32_t)lua_tointeger(L, -1);
+    int whole;
+    lua_Integer single = lua_tointegerx(L, -1, &whole); /* also 4/2: a float with an integer value */
+    if (lua_type(L, -1) == LUA_TNUMBER && whole) {
+        out[0] = out[1] = (int32_t)single;
     } else if (lua_type(L, -1) == LUA_TTABLE && luaL_len(L, -1) == 2) {
         for (int k = 0; k < 2; k++) {
             lua_geti(L, -1, k + 1);

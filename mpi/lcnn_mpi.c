@@ -368,18 +368,18 @@ static int l_allreduce(lua_State *L) {
 }
 
 /* mpi.broadcast(tensor | {tensors} | text, root=0) -- tensors are overwritten with root's values;
- * text is returned (root's text on every rank). */
+ * text is returned (root's text on every rank; the others may pass nil). */
 static int l_broadcast(lua_State *L) {
     require_init(L, "broadcast");
     int root = lua_isnoneornil(L, 2) ? 0 : check_rank_arg(L, 2, "broadcast");
-    if (lua_type(L, 1) == LUA_TSTRING) {
-        size_t len;
+    int rank;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    if (lua_type(L, 1) == LUA_TSTRING || (rank != root && lua_isnil(L, 1))) {
+        size_t len = 0;
         const char *text = lua_tolstring(L, 1, &len);
         int64_t n = (int64_t)len;
         mpi_check(L, MPI_Bcast(&n, 1, MPI_INT64_T, root, MPI_COMM_WORLD), "broadcast");
         luaL_argcheck(L, n <= INT32_MAX, 1, "text longer than 2 GB");
-        int rank;
-        MPI_Comm_rank(MPI_COMM_WORLD, &rank);
         luaL_Buffer b;
         char *buf = luaL_buffinitsize(L, &b, (size_t)n + 1);
         if (rank == root) memcpy(buf, text, (size_t)n);

@@ -73,6 +73,18 @@ static inline double aug_normal(aug_rng *r) {
     return radius * cos(2.0 * M_PI * u2);
 }
 
+/* The sides of a random box as torchvision draws them for RandomResizedCrop and RandomErasing: an
+ * area of scale x area and an aspect ratio drawn log-uniformly; *along = round(sqrt(area * ratio)),
+ * *across = round(sqrt(area / ratio)) (Python's round() halves to even, as nearbyint does). */
+static inline void aug_draw_box(aug_rng *r, double area, const float scale[2], const float ratio[2],
+                                int64_t *along, int64_t *across) {
+    const float log_ratio[2] = {logf(ratio[0]), logf(ratio[1])};
+    const double target = area * aug_in_range(r, scale);
+    const double aspect = exp(aug_in_range(r, log_ratio));
+    *along = (int64_t)nearbyint(sqrt(target * aspect));
+    *across = (int64_t)nearbyint(sqrt(target / aspect));
+}
+
 /* ---- images and edges -------------------------------------------------------------------------- */
 typedef struct aug_image {
     float *data; /* (C, H, W) contiguous */

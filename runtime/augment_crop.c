@@ -84,17 +84,12 @@ void aug_run_crop(const aug_stage *s, aug_image in, aug_image out, aug_rng *r) {
 }
 
 /* torchvision's RandomResizedCrop.get_params: ten tries at a window of random area and aspect
- * ratio, then the central crop with the ratio clamped into range. Python's round() rounds half to
- * even, as nearbyint does in the default rounding mode. */
+ * ratio (w / h), then the central crop with the ratio clamped into range. */
 static void choose_window(const cnn_aug_resized_crop *o, int64_t H, int64_t W, aug_rng *r,
                           int64_t window[4]) {
-    const double area = (double)H * (double)W;
-    const float log_ratio[2] = {logf(o->ratio[0]), logf(o->ratio[1])};
     for (int attempt = 0; attempt < 10; attempt++) {
-        const double target = area * aug_in_range(r, o->scale);
-        const double aspect = exp(aug_in_range(r, log_ratio));
-        const int64_t w = (int64_t)nearbyint(sqrt(target * aspect));
-        const int64_t h = (int64_t)nearbyint(sqrt(target / aspect));
+        int64_t w, h;
+        aug_draw_box(r, (double)H * (double)W, o->scale, o->ratio, &w, &h);
         if (w > 0 && w <= W && h > 0 && h <= H) {
             window[0] = aug_below(r, H - h + 1);
             window[1] = aug_below(r, W - w + 1);

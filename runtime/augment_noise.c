@@ -17,13 +17,9 @@ void aug_run_noise(const aug_stage *s, aug_image in, aug_image out, aug_rng *r) 
 /* torchvision's RandomErasing.get_params: ten tries at a rectangle of random area and aspect ratio
  * (h / w) that fits strictly inside the image; none fitting leaves the image alone. */
 static bool choose_rectangle(const cnn_aug_erasing *o, int64_t H, int64_t W, aug_rng *r, int64_t rect[4]) {
-    const double area = (double)H * (double)W;
-    const float log_ratio[2] = {logf(o->ratio[0]), logf(o->ratio[1])};
     for (int attempt = 0; attempt < 10; attempt++) {
-        const double target = area * aug_in_range(r, o->scale);
-        const double aspect = exp(aug_in_range(r, log_ratio));
-        const int64_t h = (int64_t)nearbyint(sqrt(target * aspect));
-        const int64_t w = (int64_t)nearbyint(sqrt(target / aspect));
+        int64_t h, w;
+        aug_draw_box(r, (double)H * (double)W, o->scale, o->ratio, &h, &w);
         if (!(h < H && w < W)) continue;
         rect[0] = aug_below(r, H - h + 1);
         rect[1] = aug_below(r, W - w + 1);

@@ -10,8 +10,9 @@
  *
  * Items are independent, so with several items they are spread over OpenMP threads, each with its
  * own buffers and a single-threaded sgemm (blas_threads.h); each thread sums its share of the weight
- * gradient apart and the shares are added at the end. A single item (one image, one group) runs on
- * the calling thread and leaves the threading to the BLAS. */
+ * gradient apart and the shares are added at the end. Work that cannot be shared (a single image of
+ * a single group) or is too small to be worth it runs on the calling thread, leaving any threading
+ * to the BLAS. */
 #include "conv_gemm.h"
 
 #include <cblas.h>

@@ -69,6 +69,7 @@ static cnn_status check_inplace(const char *op, const cnn_tensor *t) {
 
 /* A tensor whose strides alias one element several times (e.g. an expanded view) cannot be written. */
 static cnn_status check_writable(const char *op, const cnn_tensor *t) {
+    if (cnn_numel(t) == 0) return CNN_OK; /* nothing to write, whatever the strides */
     for (int d = 0; d < t->ndim; d++)
         if (t->stride[d] == 0 && t->shape[d] > 1)
             return cnn_fail(CNN_ERR_STATE,

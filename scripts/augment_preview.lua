@@ -23,7 +23,11 @@ local args = parser:parse()
 if not args.samples or args.samples < 1 then parser:error("--samples must be a positive integer") end
 
 local function input_image()
-  if args.image then return cnn.image.load(args.image, {channels = 3}), args.size or 96 end
+  if args.image then
+    local ok, img = pcall(cnn.image.load, args.image, {channels = 3})
+    if not ok then parser:error(tostring(img)) end
+    return img, args.size or 96
+  end
   local images = cnn.idx_load(args.data_dir .. "/t10k-images-idx3-ubyte.gz", true)
   if not args.index or args.index < 1 or args.index > images:size(1) then
     parser:error(string.format("--index must be in 1..%d", images:size(1)))

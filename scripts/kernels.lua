@@ -22,7 +22,11 @@ local args = parser:parse()
 
 -- The input as C x H x W in [0, 1].
 local function input_image()
-  if args.image then return cnn.image.load(args.image) end
+  if args.image then
+    local ok, img = pcall(cnn.image.load, args.image)
+    if not ok then parser:error(tostring(img)) end
+    return img
+  end
   local images = cnn.idx_load(args.data_dir .. "/t10k-images-idx3-ubyte.gz", true)
   if args.index < 1 or args.index > images:size(1) then
     parser:error(string.format("--index must be in 1..%d", images:size(1)))

@@ -2,7 +2,7 @@
 -- small convolutional network, with weak trials stopped early (ASHA), every result kept in --out,
 -- and at the end the leaderboard and one plot per hyperparameter (--out/plot_<name>.png).
 --
---   cnnlua scripts/sweep.lua                     (18 trials, about 10 minutes on 2 cores)
+--   cnnlua scripts/sweep.lua                     (24 trials, about 10 minutes on 2 cores)
 --   cnnlua scripts/sweep.lua --quick             (a one-minute smoke run)
 --   mpirun -np 4 cnnlua scripts/sweep.lua        (the same sweep spread over MPI ranks)
 --
@@ -25,8 +25,8 @@ local args = parser:parse()
 local setting = args.quick
   and {train = 2000, val = 1000, epochs = 2, out = "runs/sweep_quick",
        space = {lr = {1e-3, 4e-3}, batch_size = {64}, dropout = {0.1, 0.5}}}
-  or {train = 54000, val = 6000, epochs = 6, out = "runs/sweep",
-      space = {lr = {3e-4, 1e-3, 3e-3}, batch_size = {32, 128}, dropout = {0.1, 0.3, 0.5}}}
+  or {train = 54000, val = 6000, epochs = 8, out = "runs/sweep",
+      space = {lr = {3e-4, 1e-3, 3e-3, 1e-2}, batch_size = {32, 128}, dropout = {0.1, 0.3, 0.5}}}
 local out = args.out or setting.out
 
 -- Pixel statistics of the Fashion-MNIST training images (scaled to [0, 1]).

@@ -29,6 +29,7 @@
 -- Lua function is part of it), for code that runs it on other threads: pipeline:apply(x, seed).
 local cnn = require "cnn"
 local common = require "cnn.optim.common"
+local args = require "cnn.aug.args"
 
 common.register_source()
 local fail, is_tensor = common.fail, common.is_tensor
@@ -66,7 +67,11 @@ local function run(self, x, seed)
   for k, part in ipairs(self.parts) do
     if part.pipeline then
       local ok, result = pcall(part.pipeline.apply, part.pipeline, x, seed and seed + k * GOLDEN)
-      if not ok then fail("%s: %s", self.name, (tostring(result):gsub("^[^\n]-:%d+: ", ""))) end
+      if not ok then
+        local message = tostring(result):gsub("^[^\n]-:%d+: ", ""):gsub("^augment: ", "")
+        if message:sub(1, #self.name + 1) ~= self.name .. ":" then message = self.name .. ": " .. message end
+        fail("%s", message)
+      end
       x = result
     elseif part.p == nil or chance_draw(seed, k) < part.p then
       local result = part.fn(x)
@@ -126,29 +131,7 @@ aug.is_transform = is_transform
 
 -- ---- argument helpers ------------------------------------------------------------------------------
 
-local function check_options(who, options, known)
-  if options == nil then return {} end
-  if type(options) ~= "table" then fail("%s: options must be a table, got a %s", who, type(options)) end
-  for k in pairs(options) do
-    if not known[k] then
-      local names = {}
-      for name in pairs(known) do names[#names + 1] = name end
-      table.sort(names)
-      fail("%s: unknown option '%s' (known options: %s)", who, tostring(k), table.concat(names, ", "))
-    end
-  end
-  return options
-end
-
-local function set(...)
-  local s = {}
-  for _, name in ipairs{...} do s[name] = true end
-  return s
-end
-
-local function is_pair(v)
-  return type(v) == "table" and #v == 2 and type(v[1]) == "number" and type(v[2]) == "number"
-end
+local check_options, set, is_pair = args.check_options, args.set, args.is_pair
 
 local function fmt(v)
   return string.format("%.4g", v)
@@ -245,15 +228,19 @@ function aug.random_flip(options)
   return from_stages(who, string.format("random_flip{%s, p=%s}", table.concat(axes, ", "), fmt(p)), {stage})
 end
 
+-- A warp drawing one angle (field "rotation" or "shear") from [-degrees, degrees] or a pair.
+local function angle_warp(who, field, degrees, options)
+  local o = check_options(who, options, known_with())
+  local s = fill_options(who, o, {kind = "affine", [field] = range(who, "degrees", degrees)})
+  s.p = stage_probability(who, o)
+  return from_stages(who, string.format("%s(%s, fill_mode=%s)", who, describe_range(s[field], " degrees"), s.fill_mode),
+                     {s})
+end
+
 -- cnn.aug.random_rotation(degrees, {fill_mode="nearest", cval=0, interpolation="bilinear", p=1}):
 -- an angle from [-degrees, degrees] (or a pair {low, high}); positive is counter-clockwise.
 function aug.random_rotation(degrees, options)
-  local who = "random_rotation"
-  local o = check_options(who, options, known_with())
-  local s = fill_options(who, o, {kind = "affine", rotation = range(who, "degrees", degrees)})
-  s.p = stage_probability(who, o)
-  return from_stages(who, string.format("random_rotation(%s, fill_mode=%s)", describe_range(s.rotation, " degrees"),
-                                        s.fill_mode), {s})
+  return angle_warp("random_rotation", "rotation", degrees, options)
 end
 
 -- cnn.aug.random_shift(width, height?, options) or cnn.aug.random_shift{width=, height=, ...}: shifts
@@ -292,12 +279,7 @@ end
 
 -- cnn.aug.random_shear(degrees, options): Keras' shear angle from [-degrees, degrees].
 function aug.random_shear(degrees, options)
-  local who = "random_shear"
-  local o = check_options(who, options, known_with())
-  local s = fill_options(who, o, {kind = "affine", shear = range(who, "degrees", degrees)})
-  s.p = stage_probability(who, o)
-  return from_stages(who, string.format("random_shear(%s, fill_mode=%s)", describe_range(s.shear, " degrees"),
-                                        s.fill_mode), {s})
+  return angle_warp("random_shear", "shear", degrees, options)
 end
 
 -- cnn.aug.random_affine{rotation=, width_shift=, height_shift=, zoom=, shear=, horizontal_flip=,
@@ -343,12 +325,7 @@ end
 -- ---- crops ---------------------------------------------------------------------------------------------
 
 local function size_pair(who, size)
-  if math.tointeger(size) and size >= 1 then return {math.tointeger(size), math.tointeger(size)} end
-  if type(size) == "table" and #size == 2 and math.tointeger(size[1]) and math.tointeger(size[2]) and
-     size[1] >= 1 and size[2] >= 1 then
-    return {math.tointeger(size[1]), math.tointeger(size[2])}
-  end
-  fail("%s: size must be a positive integer or a pair {h, w}, got %s", who, type(size) == "table" and "a table" or tostring(size))
+  return args.size_pair(who, size)
 end
 
 local pad_modes = {constant = "constant", edge = "replicate", replicate = "replicate", reflect = "reflect",

@@ -220,6 +220,11 @@ function data.mnist(options)
   return mnist_like("mnist", options, nil, data.mnist_classes)
 end
 
+-- CIFAR-10/100 and folders of images are read by cnn/datasets_extra.lua, loaded on first use.
+for _, name in ipairs {"cifar10", "cifar100", "image_folder"} do
+  data[name] = function(...) return require("cnn.datasets_extra")[name](...) end
+end
+
 -- ---- the loader ------------------------------------------------------------------------------------
 
 data.loader = loader.new

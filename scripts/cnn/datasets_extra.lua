@@ -17,20 +17,13 @@
 --       warning on stderr (once per file) and a count in ds.skipped. ds.files lists the images kept.
 local cnn = require "cnn"
 local common = require "cnn.optim.common"
+local args = require "cnn.aug.args"
 
 common.register_source()
 local fail = common.fail
+local check_options = args.check_options
 
 local extra = {}
-
-local function check_options(who, options, known)
-  options = options or {}
-  if type(options) ~= "table" then fail("%s: options must be a table, got a %s", who, type(options)) end
-  for k in pairs(options) do
-    if not known[k] then fail("%s: unknown option '%s'", who, tostring(k)) end
-  end
-  return options
-end
 
 local function exists(path)
   local f = io.open(path, "rb")
@@ -147,15 +140,6 @@ local function is_image_name(name)
   return ext ~= nil and image_extensions[ext:lower()] == true
 end
 
-local function size_pair(who, size)
-  if math.tointeger(size) and size >= 1 then return math.tointeger(size), math.tointeger(size) end
-  if type(size) == "table" and #size == 2 and math.tointeger(size[1]) and math.tointeger(size[2]) and
-     size[1] >= 1 and size[2] >= 1 then
-    return math.tointeger(size[1]), math.tointeger(size[2])
-  end
-  fail("%s: size must be a positive integer or a pair {h, w}", who)
-end
-
 local function resize_to(img, h, w, mode)
   local ih, iw = img:size(2), img:size(3)
   if ih == h and iw == w then return img end
@@ -167,7 +151,8 @@ function extra.image_folder(dir, options)
   local who = "image_folder"
   if type(dir) ~= "string" then fail("%s: expected the path of a folder, got a %s", who, type(dir)) end
   local o = check_options(who, options, {size = true, channels = true, skip_bad = true, resize = true})
-  local h, w = size_pair(who, o.size or {64, 64})
+  local hw = args.size_pair(who, o.size or {64, 64})
+  local h, w = hw[1], hw[2]
   local channels = o.channels or 3
   if not (math.tointeger(channels) and channels >= 1 and channels <= 4) then
     fail("%s: channels must be 1, 2, 3 or 4, got %s", who, tostring(channels))

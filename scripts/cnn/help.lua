@@ -303,8 +303,9 @@ Runs the module on x.]],
 model:parameters() -> {Tensor, ...}
 The trainable tensors of the module and its children.]],
   ["cnn.nn.Module:named_parameters"] = [[
-model:named_parameters() -> {name = Tensor, ...}
-The parameters keyed by dotted path ("1.weight", "features.conv1.bias").]],
+model:named_parameters() -> {{name, Tensor}, ...}
+Parameters in registration order as {name, tensor} pairs, names like "features.1.weight"; the result
+can also be indexed by name (np["1.weight"]). model:state_dict() gives a name -> tensor table.]],
   ["cnn.nn.Module:zero_grad"] = [[
 model:zero_grad()
 Clears the gradients of all parameters.]],

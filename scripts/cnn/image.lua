@@ -15,9 +15,11 @@
 -- "cannot decode ...: bad png sig").
 local cnn = require "cnn"
 local common = require "cnn.optim.common"
+local args = require "cnn.aug.args"
 
 common.register_source()
 local fail, is_tensor, shape_str = common.fail, common.is_tensor, common.shape_str
+local check_options = args.check_options
 
 local image = {}
 
@@ -26,15 +28,6 @@ local function checked(fn, ...)
   local ok, result = pcall(fn, ...)
   if not ok then fail("%s", (tostring(result):gsub("^[^\n]-:%d+: ", ""))) end
   return result
-end
-
-local function check_options(who, options, known)
-  if options == nil then return {} end
-  if type(options) ~= "table" then fail("%s: options must be a table, got a %s", who, type(options)) end
-  for k in pairs(options) do
-    if not known[k] then fail("%s: unknown option '%s'", who, tostring(k)) end
-  end
-  return options
 end
 
 local function check_channels(who, channels)

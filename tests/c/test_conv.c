@@ -44,11 +44,13 @@ static int error_contains(const char *needle) { return strstr(cnn_last_error(), 
 
 /* ---- im2col / col2im -------------------------------------------------------------------------- */
 
+static const cnn_conv_geometry kernel_2x2_on_3x3 = {.channels = 1, .height = 3, .width = 3, .kernel_h = 2,
+                                                    .kernel_w = 2, .stride_h = 1, .stride_w = 1,
+                                                    .dilation_h = 1, .dilation_w = 1, .out_h = 2, .out_w = 2};
+
 TEST(im2col_known_2x2_kernel_on_3x3) {
     const float image[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
-    cnn_conv_geometry g = {.channels = 1, .height = 3, .width = 3, .kernel_h = 2, .kernel_w = 2,
-                           .stride_h = 1, .stride_w = 1, .dilation_h = 1, .dilation_w = 1,
-                           .out_h = 2, .out_w = 2};
+    const cnn_conv_geometry g = kernel_2x2_on_3x3;
     float col[16];
     cnn_im2col(image, &g, col, 4);
     const float expect[16] = {1, 2, 4, 5, 2, 3, 5, 6, 4, 5, 7, 8, 5, 6, 8, 9};
@@ -73,9 +75,7 @@ TEST(im2col_padding_and_stride) {
 
 TEST(im2col_writes_at_the_row_stride_only) {
     const float image[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
-    cnn_conv_geometry g = {.channels = 1, .height = 3, .width = 3, .kernel_h = 2, .kernel_w = 2,
-                           .stride_h = 1, .stride_w = 1, .dilation_h = 1, .dilation_w = 1,
-                           .out_h = 2, .out_w = 2};
+    const cnn_conv_geometry g = kernel_2x2_on_3x3;
     float col[4 * 10];
     for (int i = 0; i < 40; i++) col[i] = -1;
     cnn_im2col(image, &g, col + 3, 10); // as the second image of a wide matrix
@@ -86,9 +86,7 @@ TEST(im2col_writes_at_the_row_stride_only) {
 }
 
 TEST(col2im_counts_overlaps) {
-    cnn_conv_geometry g = {.channels = 1, .height = 3, .width = 3, .kernel_h = 2, .kernel_w = 2,
-                           .stride_h = 1, .stride_w = 1, .dilation_h = 1, .dilation_w = 1,
-                           .out_h = 2, .out_w = 2};
+    const cnn_conv_geometry g = kernel_2x2_on_3x3;
     float col[16], image[9] = {0};
     for (int i = 0; i < 16; i++) col[i] = 1;
     cnn_col2im(col, &g, image, 4);

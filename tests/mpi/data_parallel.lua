@@ -111,8 +111,12 @@ local part = dist.shard(ds)
 local total = dist.all_sum(#part)
 check("shard(dataset) splits the examples", total == B, "total " .. total)
 
--- 5. errors name the problem instead of hanging or crashing
+-- 5. text goes from rank 0 to all (the others pass nothing)
 local mpi = dist.mpi()
+local text = mpi.broadcast(rank == 0 and "config from rank 0" or nil)
+check("broadcast of text", text == "config from rank 0", text)
+
+-- 6. errors name the problem instead of hanging or crashing
 local ok, err = pcall(mpi.allreduce, cnn.randn(3, 4):transpose(1, 2))
 check("allreduce refuses a non-contiguous tensor", not ok and tostring(err):match("not contiguous"), err)
 ok, err = pcall(mpi.allreduce, cnn.zeros(rank + 1))

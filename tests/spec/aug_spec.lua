@@ -148,7 +148,7 @@ describe("cnn.aug randomness", function()
     local gen = aug.image_data_generator{rotation_range = 20, width_shift_range = 0.2, height_shift_range = 0.2,
                                          shear_range = 0.2, zoom_range = 0.2, horizontal_flip = true}
     cnn.manual_seed(3)
-    local x = cnn.rand(32, 1, 12, 12)
+    local x = cnn.rand(96, 3, 32, 32) -- enough work to run on several threads
     local threads = cnn.get_num_threads()
     cnn.set_num_threads(1)
     local one = gen(x, 77)
@@ -163,7 +163,7 @@ describe("cnn.aug randomness", function()
     same(drawn_one, drawn_two)
     assert.is_true(max_abs_diff(one, gen(x, 78)) > 0)
     -- images differ from one another: each draws its own parameters
-    local copies = gen(x[1]:view(1, 1, 12, 12):expand(4, 1, 12, 12):contiguous(), 1)
+    local copies = gen(x[1]:view(1, 3, 32, 32):expand(4, 3, 32, 32):contiguous(), 1)
     assert.is_true(max_abs_diff(copies[1], copies[2]) > 0)
   end)
 end)

@@ -176,7 +176,9 @@ describe("conv2d", function()
 
     it("rejects unknown options and wrong option types", function()
       local x, w = cnn.randn(1, 1, 8, 8), cnn.randn(1, 1, 3, 3)
-      assert_error("conv2d: unknown option 'strides'", cnn.conv2d, x, w, nil, {strides = 2})
+      assert_error("conv2d: unknown option 'strides' (known options: stride, padding, dilation, groups)",
+                   cnn.conv2d, x, w, nil, {strides = 2})
+      assert_error("conv2d: unknown option '1'", cnn.conv2d, x, w, nil, {2})
       assert_error("conv2d: option 'stride' must be an integer or a pair {h, w}, got string",
                    cnn.conv2d, x, w, nil, {stride = "2"})
       assert_error([[conv2d: option 'padding' must be a number, a pair {h, w}, "same" or "valid", got "full"]],

@@ -87,10 +87,15 @@ describe("cnn.image files", function()
     assert_contains(error_of(image.load, dir .. "/g.png", {channels = 7}), "channels")
   end)
 
-  it("decodes from memory", function()
+  it("decodes from memory, GIF included", function()
     image.save(dir .. "/m.png", byte_image(1, 2, 2))
     local t = image.decode(read_file(dir .. "/m.png"))
     assert.are.same({1, 2, 2}, t:shape())
+    -- a 1x1 GIF whose one pixel is palette entry 0, red; stb gives GIFs as RGBA
+    local gif = "GIF89a\1\0\1\0\128\0\0\255\0\0\0\0\0,\0\0\0\0\1\0\1\0\0\2\2D\1\0;"
+    write_file(dir .. "/red.gif", gif)
+    assert.are.same({{{1}}, {{0}}, {{0}}, {{1}}}, image.load(dir .. "/red.gif"):totable())
+    assert.are.same({3, 1, 1}, image.decode(gif, {channels = 3}):shape())
   end)
 
   it("reports truncated, corrupt and missing files by name", function()

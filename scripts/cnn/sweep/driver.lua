@@ -16,7 +16,7 @@ local driver = {}
 local Pool = {}
 Pool.__index = Pool
 
--- Turns a wait into polls that start fast (short trials, tests) and slow down to a few per second.
+-- Turns a wait into polls that start fast (short trials, tests) and slow down to ten a second.
 local POLL_MIN, POLL_MAX = 0.02, 0.1
 
 -- opts: the checked sweep options; launch: {argv=, env=} of a trial process (nil runs trials in
@@ -26,8 +26,8 @@ function driver.pool(opts, launch)
 end
 
 function Pool:free()
-  local cap = self.launch and self.opts.workers or 1
-  return self.count < cap
+  if not self.launch then return self.done_inline == nil end -- one trial in this process per turn
+  return self.count < self.opts.workers
 end
 
 function Pool:busy()
@@ -47,6 +47,14 @@ local function last_line(path)
   return last
 end
 
+-- The record of a trial that failed without writing one itself (kept in its result.json too).
+local function failure(config, dir, seconds, message)
+  local rec = {trial = config.trial, params = config.params, seed = config.seed, status = "failed",
+               seconds = seconds, metrics = {}, message = message}
+  results.write_json(dir .. "/result.json", rec)
+  return rec
+end
+
 -- The record of a trial whose process ended: its result.json, or a failure built from the exit
 -- status and the end of its log.
 function Pool:collect(config, dir, status, seconds)
@@ -59,6 +67,8 @@ function Pool:collect(config, dir, status, seconds)
     how = "lost its driver"
   elseif status < 0 then
     how = "ended without an exit status"
+  elseif status == 0 and results.read_file(dir .. "/metrics.jsonl") then
+    how = "exited with status 0 before run() returned" -- the trial opens its metrics file first
   elseif status == 0 then
     -- the script ran to its end without reaching the cnn.sweep call with this out directory
     how = "the trial process ended without running the trial (does every run of the script call cnn.sweep " ..
@@ -67,11 +77,7 @@ function Pool:collect(config, dir, status, seconds)
     how = string.format("exited with status %s without a result", tostring(status))
   end
   local tail = last_line(dir .. "/log")
-  rec = {trial = config.trial, params = config.params, seed = config.seed, status = "failed",
-         seconds = seconds, message = tail and string.format("%s; last output: %s", how, tail:sub(1, 300)) or how,
-         metrics = {}}
-  results.write_json(dir .. "/result.json", rec)
-  return rec
+  return failure(config, dir, seconds, tail and string.format("%s; last output: %s", how, tail:sub(1, 300)) or how)
 end
 
 function Pool:start(config)
@@ -128,15 +134,9 @@ function Pool:reap()
       run.timed_out = true
     end
     if status ~= nil then
-      local rec
-      if run.timed_out then
-        rec = {trial = trial, params = run.config.params, seed = run.config.seed, status = "failed",
-               seconds = seconds, metrics = {}, message = string.format("timed out after %g s", self.opts.timeout)}
-        results.write_json(run.dir .. "/result.json", rec)
-      else
-        rec = self:collect(run.config, run.dir, status, seconds)
-      end
-      done[#done + 1] = rec
+      done[#done + 1] = run.timed_out
+        and failure(run.config, run.dir, seconds, string.format("timed out after %g s", self.opts.timeout))
+        or self:collect(run.config, run.dir, status, seconds)
       self.running[trial] = nil
       self.count = self.count - 1
     end
