@@ -64,22 +64,22 @@ static int l_tensor(lua_State *L) {
     return 1;
 }
 
-static int l_zeros(lua_State *L) {
-    int64_t s[CNN_MAX_DIMS];
-    int n = lcnn_checkshape(L, 1, s, "zeros");
-    return lcnn_push(L, cnn_zeros(n, s));
-}
+/* cnn.zeros / ones / empty / rand / randn(d1, d2, ...) or ({d1, d2, ...}): one Lua function per
+ * creator, each a closure over its index in this table. */
+static const struct {
+    const char *name;
+    cnn_tensor *(*make)(int ndim, const int64_t *shape);
+} shape_creators[] = {
+    {"zeros", cnn_zeros}, {"ones", cnn_ones},
+    {"empty", cnn_zeros}, /* zeroed: Lua code never sees uninitialised memory */
+    {"rand", cnn_rand}, {"randn", cnn_randn},
+};
 
-static int l_ones(lua_State *L) {
+static int l_create(lua_State *L) {
+    int k = (int)lua_tointeger(L, lua_upvalueindex(1));
     int64_t s[CNN_MAX_DIMS];
-    int n = lcnn_checkshape(L, 1, s, "ones");
-    return lcnn_push(L, cnn_ones(n, s));
-}
-
-static int l_empty(lua_State *L) {
-    int64_t s[CNN_MAX_DIMS];
-    int n = lcnn_checkshape(L, 1, s, "empty");
-    return lcnn_push(L, cnn_zeros(n, s)); /* zeroed: Lua code never sees uninitialised memory */
+    int n = lcnn_checkshape(L, 1, s, shape_creators[k].name);
+    return lcnn_push(L, shape_creators[k].make(n, s));
 }
 
 static int l_full(lua_State *L) {
@@ -87,18 +87,6 @@ static int l_full(lua_State *L) {
     int64_t s[CNN_MAX_DIMS];
     int n = lcnn_checkshape(L, 1, s, "full");
     return lcnn_push(L, cnn_full(n, s, (float)luaL_checknumber(L, 2)));
-}
-
-static int l_rand(lua_State *L) {
-    int64_t s[CNN_MAX_DIMS];
-    int n = lcnn_checkshape(L, 1, s, "rand");
-    return lcnn_push(L, cnn_rand(n, s));
-}
-
-static int l_randn(lua_State *L) {
-    int64_t s[CNN_MAX_DIMS];
-    int n = lcnn_checkshape(L, 1, s, "randn");
-    return lcnn_push(L, cnn_randn(n, s));
 }
 
 /* cnn.uniform(shape_table, low, high) */
@@ -427,8 +415,7 @@ static const luaL_Reg methods[] = {
     {NULL, NULL}};
 
 static const luaL_Reg functions[] = {
-    {"tensor", l_tensor}, {"zeros", l_zeros}, {"ones", l_ones}, {"empty", l_empty}, {"full", l_full},
-    {"rand", l_rand}, {"randn", l_randn}, {"uniform", l_uniform}, {"arange", l_arange},
+    {"tensor", l_tensor}, {"full", l_full}, {"uniform", l_uniform}, {"arange", l_arange},
     {"cat", l_cat}, {"is_tensor", l_is_tensor}, {"reshape", m_reshape}, {"view", m_view},
     {"transpose", m_transpose}, {"permute", m_permute}, {"flatten", m_flatten},
     {"squeeze", m_squeeze}, {"unsqueeze", m_unsqueeze}, {NULL, NULL}};
@@ -445,4 +432,9 @@ void lcnn_open_tensor(lua_State *L) {
     lua_setfield(L, -3, "Tensor"); /* cnn.Tensor: the method table, for users to extend */
     lua_pop(L, 1);
     luaL_setfuncs(L, functions, 0);
+    for (size_t k = 0; k < sizeof shape_creators / sizeof shape_creators[0]; k++) {
+        lua_pushinteger(L, (lua_Integer)k);
+        lua_pushcclosure(L, l_create, 1);
+        lua_setfield(L, -2, shape_creators[k].name);
+    }
 }
