@@ -81,11 +81,11 @@ local function make_model(width)
   conv_bn_relu(layers, c1, c2)
   conv_bn_relu(layers, c2, c2)
   layers[#layers + 1] = nn.MaxPool2d(2)   -- 14x14 -> 7x7
-  layers[#layers + 1] = nn.Dropout(0.25)
+  layers[#layers + 1] = nn.Dropout(0.1)
   layers[#layers + 1] = nn.Flatten()
   layers[#layers + 1] = nn.Linear(c2 * 7 * 7, 128)
   layers[#layers + 1] = nn.ReLU()
-  layers[#layers + 1] = nn.Dropout(0.4)
+  layers[#layers + 1] = nn.Dropout(0.25)
   layers[#layers + 1] = nn.Linear(128, 10)
   return nn.Sequential(layers)
 end

@@ -24,6 +24,7 @@ local cnn = require "cnn"
 local common = require "cnn.optim.common"
 local random = require "cnn.data.random"
 local loader = require "cnn.data.loader"
+local files = require "cnn.data.files"
 
 common.register_source()
 local fail, is_tensor, shape_str = common.fail, common.is_tensor, common.shape_str
@@ -150,16 +151,10 @@ function data.tensor_dataset(x, y, options)
   return new_dataset(x, y, nil, {classes = options.classes, name = options.name})
 end
 
-local function readable(path)
-  local f = io.open(path, "rb")
-  if f then f:close() end
-  return f ~= nil
-end
-
 -- path itself, or path .. ".gz", whichever exists.
 local function find_file(path)
-  if readable(path) then return path end
-  if readable(path .. ".gz") then return path .. ".gz" end
+  if files.exists(path) then return path end
+  if files.exists(path .. ".gz") then return path .. ".gz" end
   return nil
 end
 

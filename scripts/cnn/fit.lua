@@ -47,6 +47,7 @@ local checkpoint = require "cnn.checkpoint"
 local metrics_lib = require "cnn.fit.metrics"
 local progress_lib = require "cnn.fit.progress"
 local csvlog = require "cnn.fit.csvlog"
+local files = require "cnn.data.files"
 
 local M = {}
 
@@ -203,17 +204,12 @@ end
 
 -- ---- files ----------------------------------------------------------------------------------------------
 
-local function shell_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
-
 local function make_dir(dir)
-  if os.execute("mkdir -p " .. shell_quote(dir)) ~= true then fail("cannot create the directory %s", dir) end
+  local ok, err = files.make_dir(dir)
+  if not ok then fail("%s", err) end
 end
 
-local function file_exists(path)
-  local f = io.open(path, "rb")
-  if f then f:close() end
-  return f ~= nil
-end
+local file_exists = files.exists
 
 -- ---- the state kept in training checkpoints ------------------------------------------------------------
 
