@@ -493,12 +493,38 @@ cnn.aug.normalize(mean, std) -> transform
 cnn.aug.image_data_generator{rotation_range=20, width_shift_range=0.2, height_shift_range=0.2,
   shear_range=0.2, zoom_range=0.2, horizontal_flip=true, vertical_flip=true, fill_mode="nearest"}
 Keras' ImageDataGenerator as one transform; fill_mode nearest|constant|reflect|wrap.]],
-  ["cnn.aug.brightness"] = [[
-cnn.aug.brightness(delta) -> transform
-Adds a random offset in [-delta, delta] to each image.]],
-  ["cnn.aug.contrast"] = [[
-cnn.aug.contrast(factor) -> transform
-Scales each image's contrast by a random factor in [1 - factor, 1 + factor].]],
+  ["cnn.aug.random_brightness"] = [[
+cnn.aug.random_brightness(b) -> transform
+Multiplies each image by a random factor in [max(0, 1 - b), 1 + b] (torchvision's brightness).]],
+  ["cnn.aug.random_contrast"] = [[
+cnn.aug.random_contrast(c) -> transform
+Blends each image with its mean gray by a random factor in [max(0, 1 - c), 1 + c].]],
+  ["cnn.aug.color_jitter"] = [[
+cnn.aug.color_jitter{brightness=, contrast=, saturation=, hue=, p=1} -> transform
+torchvision's ColorJitter for RGB images in [0, 1]; results are clamped to [0, 1].]],
+  ["cnn.aug.random_shift"] = [[
+cnn.aug.random_shift(width, height?, {fill_mode=, cval=}) -> transform
+Shifts by up to width/height: values below 1 are fractions of the size, others pixels (as Keras).]],
+  ["cnn.aug.random_zoom"] = [[
+cnn.aug.random_zoom(range, {keep_aspect=false}) -> transform
+Keras' zoom: a number z draws factors from [1 - z, 1 + z] (a pair gives the range itself).]],
+  ["cnn.aug.random_shear"] = [[
+cnn.aug.random_shear(degrees, {fill_mode=, cval=}) -> transform
+Shears by an angle drawn from [-degrees, degrees], as Keras' shear_range.]],
+  ["cnn.aug.random_affine"] = [[
+cnn.aug.random_affine{rotation=, width_shift=, height_shift=, zoom=, shear=, horizontal_flip=, ...}
+One combined affine warp per image with bilinear sampling and a fill mode.]],
+  ["cnn.aug.random_resized_crop"] = [[
+cnn.aug.random_resized_crop(size, {scale={0.08, 1}, ratio={3/4, 4/3}}) -> transform
+Crops a random area and aspect ratio, resized to size (torchvision's RandomResizedCrop).]],
+  ["cnn.aug.random_channel_shift"] = [[
+cnn.aug.random_channel_shift(range) -> transform
+Adds a random offset in [-range, range] to each channel (Keras' channel_shift_range).]],
+  ["cnn.aug.ImageDataGenerator"] = "cnn.aug.ImageDataGenerator{...}: the same as cnn.aug.image_data_generator.",
+  ["cnn.aug.Transform"] = [[
+cnn.aug.Transform: the class of every transform; t(x, seed?) applies it, t:pipeline() gives its C
+pipeline (for worker threads) when it is built from built-in operations only.]],
+  ["cnn.aug.is_transform"] = "cnn.aug.is_transform(v) -> boolean",
   ["cnn.aug.gaussian_noise"] = [[
 cnn.aug.gaussian_noise(std) -> transform
 Adds normal noise with standard deviation std.]],
@@ -521,6 +547,15 @@ Tiles an N x C x H x W batch into one image.]],
   ["cnn.image.resize"] = [[
 cnn.image.resize(t, h, w) -> Tensor
 Resizes an image (bilinear).]],
+  ["cnn.image.decode"] = [[
+cnn.image.decode(bytes, {channels=n, name=...}) -> C x H x W in [0, 1]
+Decodes an image held in a string (PNG, JPEG, BMP, TGA, GIF first frame).]],
+  ["cnn.image.grayscale"] = [[
+cnn.image.grayscale(t) -> 1 x H x W
+ITU-R 601 luma of an RGB(A) image; gray images are returned as they are.]],
+  ["cnn.image.convolve"] = [[
+cnn.image.convolve(img, kernel, {padding="reflect"}) -> same size as img
+Cross-correlates each channel with a 2-d kernel (as cnn.conv2d; differentiable).]],
   ["cnn.image.kernel"] = "cnn.image.kernel: hand-made filters (gaussian, sobel) to use with cnn.conv2d.",
   ["cnn.image.kernel.gaussian"] = [[
 cnn.image.kernel.gaussian(size, sigma) -> Tensor
