@@ -160,6 +160,16 @@ static const char *metadata_json(lua_State *L) {
         lua_pop(L, 1);
     }
     qsort(keys, (size_t)n, sizeof *keys, by_string);
+    /* The values as strings (numbers in Lua's own format), anchored in a table: while the buffer
+     * below is open nothing else may be pushed, since the buffer keeps its storage on the stack. */
+    lua_createtable(L, n, 0);
+    int values = lua_gettop(L);
+    for (i = 0; i < n; i++) {
+        lua_getfield(L, 3, keys[i]);
+        luaL_tolstring(L, -1, NULL);
+        lua_rawseti(L, values, i + 1);
+        lua_pop(L, 1);
+    }
     luaL_Buffer b;
     luaL_buffinit(L, &b);
     luaL_addchar(&b, '{');
@@ -167,11 +177,11 @@ static const char *metadata_json(lua_State *L) {
         if (i > 0) luaL_addchar(&b, ',');
         add_json_string(&b, keys[i], strlen(keys[i]));
         luaL_addchar(&b, ':');
-        lua_getfield(L, 3, keys[i]);
+        lua_rawgeti(L, values, i + 1);
         size_t len;
-        const char *value = luaL_tolstring(L, -1, &len); /* numbers in Lua's own format */
+        const char *value = lua_tolstring(L, -1, &len);
+        lua_pop(L, 1); /* still referenced by the values table */
         add_json_string(&b, value, len);
-        lua_pop(L, 2);
     }
     luaL_addchar(&b, '}');
     luaL_pushresult(&b);

@@ -297,3 +297,17 @@ describe("idx_load", function()
     assert.are.equal(10, y:max():item())
   end)
 end)
+
+describe("safetensors metadata", function()
+  it("survives large metadata tables intact", function()
+    local path = os.tmpname()
+    local meta = {}
+    for i = 1, 200 do meta["key" .. i] = string.rep("v", i) .. i end
+    meta.number = 3.25
+    cnn.safetensors_save(path, {w = cnn.ones(2)}, meta)
+    local _, back = cnn.safetensors_load(path)
+    os.remove(path)
+    for i = 1, 200 do assert.are.equal(string.rep("v", i) .. i, back["key" .. i]) end
+    assert.are.equal("3.25", back.number)
+  end)
+end)

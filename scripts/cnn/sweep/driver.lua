@@ -105,14 +105,18 @@ function Pool:start(config)
   self.count = self.count + 1
 end
 
--- The trial process has gone but no exit status came (its wrapper was killed): after a second's
--- grace for the wrapper to write it, the trial counts as ended with an unknown status.
-local GRACE = 1.0
+-- The trial process has gone but no exit status came (its wrapper was killed, or the directory
+-- was removed): after some grace for the wrapper to write its files, the trial counts as ended
+-- with an unknown status, so that the sweep never waits forever.
+local GRACE_DEAD, GRACE_NO_PID = 1.0, 10.0
 function Pool:lost(run)
   local pid = process.child_pid(run.dir)
-  if not pid or process.alive(pid) then return nil end
+  if pid and process.alive(pid) then
+    run.gone = nil
+    return nil
+  end
   run.gone = run.gone or cnn.timer()
-  if run.gone:elapsed() < GRACE then return nil end
+  if run.gone:elapsed() < (pid and GRACE_DEAD or GRACE_NO_PID) then return nil end
   return -1
 end
 

@@ -1,6 +1,6 @@
 -- One PNG per hyperparameter: the sweep's metric against the parameter's value, one point per
 -- trial (completed trials in blue, the ones ASHA stopped in orange, at their last reported value).
--- Drawn with cnn.plot's axes; a parameter whose values span more than two decades (learning
+-- Drawn with cnn.plot's axes; a positive parameter whose values span a decade or more (learning
 -- rates) is shown on a log10 axis, and text values (an optimizer's name) are numbered 1, 2, ...
 local plot = require "cnn.plot"
 
@@ -23,7 +23,7 @@ local function axis(name, values)
   if numeric then
     local lo, hi = math.huge, -math.huge
     for _, v in ipairs(values) do lo, hi = math.min(lo, v), math.max(hi, v) end
-    if lo > 0 and hi / lo > 100 then
+    if lo > 0 and hi / lo >= 10 then
       return function(v) return math.log(v, 10) end, "log10 " .. name
     end
     return function(v) return v end, name
