@@ -583,7 +583,22 @@ cnn.sweep{space={lr={1e-3, 3e-3}, dropout=cnn.sweep.uniform(0, 0.5)}, strategy="
 Hyper-parameter search: runs run(cfg) per configuration and ranks the results by metric.]],
   ["cnn.sweep.uniform"] = [[
 cnn.sweep.uniform(low, high)
-A search dimension drawn uniformly from [low, high] (random strategy).]],
+A dimension drawn uniformly from [low, high]: per trial (random), per grid point (grid).]],
+  ["cnn.sweep.log_uniform"] = [[
+cnn.sweep.log_uniform(low, high)
+A dimension whose logarithm is uniform: the usual choice for learning rates.]],
+  ["cnn.sweep.int"] = "cnn.sweep.int(low, high)\nA whole number drawn uniformly from low..high.",
+  ["cnn.sweep.choice"] = "cnn.sweep.choice{a, b, ...}\nOne of the values, drawn uniformly (a plain list is a grid axis).",
+  ["cnn.sweep.asha"] = [[
+cnn.sweep.asha{min_resource=1, eta=3, max_resource=}
+Asynchronous successive halving: report(epoch, metrics) stops trials outside the top 1/eta at
+each rung; the leaderboard marks them "stopped".]],
+  ["cnn.sweep.show"] = "cnn.sweep.show(dir) -> summary\nPrints the leaderboard of a sweep directory.",
+  ["cnn.sweep.load"] = "cnn.sweep.load(dir) -> records, description\nThe trial records of a sweep directory.",
+  ["cnn.sweep.config"] = "cnn.sweep.config(dir, trial) -> {params, seed, threads}\nHow one trial was run.",
+  ["cnn.sweep.rerun"] = [[
+cnn.sweep.rerun(dir, trial, run) -> record
+Runs one trial again in this process with its parameters, seed and thread count.]],
   ["cnn.help"] = [[
 cnn.help(name) -> text
 This help; at the prompt type ?name.]],
