@@ -415,7 +415,7 @@ local function run_epochs(s)
         error(err, 0)
       end
     end
-    s.progress:epoch_end(epoch, s.log_names, logs, train_seconds, images)
+    s.progress:epoch_end(epoch, s.log_names, logs, images, train_seconds)
     if history.stopped == "early_stopping" then
       s.progress:message(string.format("early stopping: %s has not improved for %d epochs (best %.4f)",
                                        s.es.monitor, s.es.patience, s.es.best))

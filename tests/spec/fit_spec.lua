@@ -21,11 +21,7 @@ local function read_file(path)
   return s
 end
 
-local function exists(path)
-  local f = io.open(path, "rb")
-  if f then f:close() end
-  return f ~= nil
-end
+local exists = require("cnn.data.files").exists
 
 -- A two-class problem: the class is whether the 8 inputs sum to more than 0.
 local function synthetic(n, seed)

@@ -76,7 +76,7 @@ end
 -- Called after each batch: done of total batches, images so far, seconds so far, running values.
 function Progress:batch(epoch, done, total, images, seconds, names, values)
   if self.mode ~= "bar" then return end
-  if done < total and seconds - self.last_draw < 0.1 then return end
+  if (done < total or total == 0) and seconds - self.last_draw < 0.1 then return end
   self.last_draw = seconds
   local width = 24
   local filled = total > 0 and math.floor(width * done / total) or width
@@ -84,21 +84,28 @@ function Progress:batch(epoch, done, total, images, seconds, names, values)
   local rate = seconds > 0 and images / seconds or 0
   local eta = done > 0 and seconds / done * (total - done) or 0
   local digits = #tostring(total)
-  local line = string.format("Epoch %d/%d [%s] %" .. digits .. "d/%d  %d img/s  ETA %s  %s", epoch, self.epochs,
-                             bar, done, total, math.floor(rate + 0.5), duration(eta), values_text(names, values, 4))
+  local line
+  if total > 0 then
+    line = string.format("Epoch %d/%d [%s] %" .. digits .. "d/%d  %d img/s  ETA %s  %s", epoch, self.epochs, bar,
+                         done, total, math.floor(rate + 0.5), duration(eta), values_text(names, values, 4))
+  else -- a loader of unknown length: no bar, no ETA
+    line = string.format("Epoch %d/%d  %d batches  %d img/s  %s", epoch, self.epochs, done, math.floor(rate + 0.5),
+                         values_text(names, values, 4))
+  end
   line = line:sub(1, progress.terminal_width() - 1) -- a wrapped line could not be redrawn
   local pad = math.max(0, self.width - #line)
   self.width = #line
   self:write("\r" .. line .. string.rep(" ", pad))
 end
 
--- Called at the end of an epoch with every value of the epoch (train and val).
-function Progress:epoch_end(epoch, names, logs, seconds, images)
+-- Called at the end of an epoch with every value of the epoch (train and val), the images trained
+-- on and the seconds that took (the epoch's whole time, validation included, is logs.epoch_time).
+function Progress:epoch_end(epoch, names, logs, images, train_seconds)
   if self.mode == "none" then return end
   local parts = {string.format("epoch %d/%d", epoch, self.epochs), values_text(names, logs, 4)}
   if logs.lr then parts[#parts + 1] = string.format("lr %.3g", logs.lr) end
-  parts[#parts + 1] = string.format("%.1fs", seconds)
-  parts[#parts + 1] = string.format("%d img/s", seconds > 0 and math.floor(images / seconds + 0.5) or 0)
+  parts[#parts + 1] = string.format("%.1fs", logs.epoch_time or train_seconds)
+  parts[#parts + 1] = string.format("%d img/s", train_seconds > 0 and math.floor(images / train_seconds + 0.5) or 0)
   local line = table.concat(parts, "  ")
   if self.mode == "bar" then
     line = "\r" .. line .. string.rep(" ", math.max(0, self.width - #line))
