@@ -439,9 +439,11 @@ Warms lr up to max_lr and anneals it back down over total_steps (call step() per
   -- data
   ["cnn.data"] = [[
 cnn.data: datasets (fashion_mnist, mnist, cifar10, idx, image_folder, tensor_dataset) and the
-batch loader. A dataset has #ds, ds[i] -> image, label (1..C), ds.classes, ds:split(fraction).]],
+batch loader. A dataset has #ds, ds[i] -> {image, label} (label 1..C), ds:get(i) -> image, label,
+ds.classes, ds:split(fraction), ds:subset(indices).]],
   ["cnn.data.Dataset"] = [[
-cnn.data.Dataset: what the datasets share: #ds, ds[i] -> image, label, ds.classes, ds:split(fraction).]],
+cnn.data.Dataset: what the datasets share: #ds, ds[i] -> {image, label}, ds:get(i) -> image, label,
+ds.classes, ds:split(fraction, {seed=}), ds:subset(indices).]],
   ["cnn.data.fashion_mnist"] = [[
 cnn.data.fashion_mnist{split="train"|"test", dir=...} -> Dataset
 Fashion-MNIST (28x28 grey, 10 classes); by default from the Debian dataset-fashion-mnist package.]],
@@ -459,10 +461,11 @@ cnn.data.image_folder(dir, {size={h, w}}) -> Dataset
 One sub-folder per class; PNG, JPEG, BMP, ... images resized to size.]],
   ["cnn.data.tensor_dataset"] = [[
 cnn.data.tensor_dataset(x, y) -> Dataset
-A dataset over tensors: ds[i] is x[i], y[i].]],
+A dataset over tensors x (N x C x H x W) and y (N labels 1..C): ds:get(i) is x[i], y[i].]],
   ["cnn.data.loader"] = [[
-cnn.data.loader(ds, {batch_size=64, shuffle=false, transform=nil, workers=0, seed=nil}) -> iterator
-for x, y in loader do ... end yields batches; the same seed gives the same batches for any workers.]],
+cnn.data.loader(ds, {batch_size=64, shuffle=false, drop_last=false, transform=nil, seed=1}) -> loader
+for x, y in loader do ... end is one epoch of batches (y holds labels 1..C); #loader is the number
+of batches; the same seed gives the same batches.]],
   ["cnn.data.Dataset:split"] = [[
 ds:split(fraction) -> first, rest
 Splits into two datasets, fraction of the examples in the first (e.g. 0.9 train, 0.1 validation).]],
