@@ -3,6 +3,9 @@
 --   A.assert_close(got, expected, tol)   -- got: tensor, number or nested table; expected: number or table
 --   A.assert_error(fragment, fn, ...)    -- fn(...) must raise an error whose message contains fragment
 --   A.max_diff(got, expected)            -- the largest absolute difference (math.huge on a shape mismatch)
+--   A.error_of(fn, ...)                  -- fn(...) must raise; returns the message
+--   A.assert_contains(text, part)        -- text must contain part literally
+--   A.ramp(d1, d2, ...)                  -- 0, 1, 2, ... in the given shape
 local cnn = require "cnn"
 
 local A = {}
@@ -28,6 +31,22 @@ function A.assert_error(fragment, fn, ...)
   local ok, err = pcall(fn, ...)
   assert(not ok, "expected an error containing: " .. fragment)
   assert(tostring(err):find(fragment, 1, true), "error message was: " .. tostring(err))
+end
+
+function A.error_of(fn, ...)
+  local ok, err = pcall(fn, ...)
+  assert(not ok, "expected an error")
+  return tostring(err)
+end
+
+function A.assert_contains(text, part)
+  assert(text:find(part, 1, true), string.format("expected %q to contain %q", text, part))
+end
+
+function A.ramp(...)
+  local shape, n = {...}, 1
+  for _, s in ipairs(shape) do n = n * s end
+  return cnn.arange(0, n):view(table.unpack(shape))
 end
 
 return A

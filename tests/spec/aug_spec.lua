@@ -3,15 +3,8 @@
 local cnn = require "cnn"
 local aug = cnn.aug
 
-local function error_of(fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok, "expected an error")
-  return tostring(err)
-end
-
-local function assert_contains(text, part)
-  assert(text:find(part, 1, true), string.format("expected %q to contain %q", text, part))
-end
+local A = require "assertions"
+local error_of, assert_contains = A.error_of, A.assert_contains
 
 local function counting(c, h, w)
   return cnn.arange(0, c * h * w):view(1, c, h, w)

@@ -2,28 +2,11 @@
 -- refusals (mismatched shapes, missing tensors, corrupt or truncated files) that must leave the
 -- model untouched.
 local cnn = require "cnn"
+local files = require "files"
+local temp_path, read_file, write_file = files.temp_path, files.read_file, files.write_file
 local A = require "assertions"
 
 local nn = cnn.nn
-
-local function temp_path(suffix)
-  local base = os.tmpname()
-  os.remove(base)
-  return base .. (suffix or "")
-end
-
-local function read_file(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function write_file(path, bytes)
-  local f = assert(io.open(path, "wb"))
-  f:write(bytes)
-  f:close()
-end
 
 local function make_model(hidden)
   return nn.Sequential {nn.Linear(4, hidden or 3), nn.BatchNorm1d(hidden or 3), nn.ReLU(), nn.Linear(hidden or 3, 2)}

@@ -17,13 +17,8 @@ local REF = {
 }
 
 local A = require "assertions"
-local assert_close, assert_error = A.assert_close, A.assert_error
+local assert_close, assert_error, ramp = A.assert_close, A.assert_error, A.ramp
 
-local function ramp(...)
-  local shape, n = {...}, 1
-  for _, s in ipairs(shape) do n = n * s end
-  return cnn.arange(0, n):view(table.unpack(shape))
-end
 
 local function same_shape(t, shape) assert.are.same(shape, t:shape()) end
 

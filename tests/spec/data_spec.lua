@@ -1,22 +1,11 @@
 -- cnn.data: datasets (indexing, labels, split, subset), IDX/MNIST files, and the batch loader
 -- (shapes, drop_last, seeded shuffling, epochs, transforms).
 local cnn = require "cnn"
+local files = require "files"
+local write_file, temp_dir = files.write_file, files.temp_dir
 local A = require "assertions"
 
 local data = cnn.data
-
-local function temp_dir()
-  local base = os.tmpname()
-  os.remove(base)
-  assert(os.execute("mkdir -p '" .. base .. "'"))
-  return base
-end
-
-local function write_file(path, bytes)
-  local f = assert(io.open(path, "wb"))
-  f:write(bytes)
-  f:close()
-end
 
 -- IDX files as the MNIST family stores them: big-endian magic (type 0x08 = unsigned byte, then the
 -- number of dimensions) and sizes, then the bytes.

@@ -2,24 +2,11 @@
 -- after an interruption), checkpoints and history.csv, early stopping, callbacks, progress lines,
 -- evaluation modes; and the PNG charts of cnn.plot.
 local cnn = require "cnn"
+local files = require "files"
+local read_file, remove_dir, temp_dir = files.read_file, files.remove_dir, files.temp_path
 local A = require "assertions"
 
 local nn = cnn.nn
-
-local function temp_dir()
-  local base = os.tmpname()
-  os.remove(base)
-  return base
-end
-
-local function remove_dir(dir) os.execute("rm -rf '" .. dir .. "'") end
-
-local function read_file(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
 
 local exists = require("cnn.data.files").exists
 

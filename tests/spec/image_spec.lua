@@ -1,43 +1,14 @@
 -- cnn.image (files, resize, grid, kernels, convolve) and the extra datasets (CIFAR batches, image
 -- folders). Every fixture is written by the test into a temporary directory.
 local cnn = require "cnn"
+local files = require "files"
+local read_file, write_file, temp_dir, remove_dir = files.read_file, files.write_file, files.temp_dir, files.remove_dir
 local image = cnn.image
 local gradcheck = require "gradcheck"
 local extra = require "cnn.datasets_extra"
 
-local function error_of(fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok, "expected an error")
-  return tostring(err)
-end
-
-local function assert_contains(text, part)
-  assert(text:find(part, 1, true), string.format("expected %q to contain %q", text, part))
-end
-
-local function temp_dir()
-  local base = os.tmpname()
-  os.remove(base)
-  assert(os.execute("mkdir -p '" .. base .. "'"))
-  return base
-end
-
-local function remove_dir(dir)
-  os.execute("rm -rf '" .. dir .. "'")
-end
-
-local function write_file(path, bytes)
-  local f = assert(io.open(path, "wb"))
-  f:write(bytes)
-  f:close()
-end
-
-local function read_file(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local A = require "assertions"
+local error_of, assert_contains = A.error_of, A.assert_contains
 
 -- C x H x W with values k / 255, which 8-bit files keep exactly.
 local function byte_image(c, h, w)

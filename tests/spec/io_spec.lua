@@ -1,25 +1,8 @@
 -- Files from Lua: safetensors round trips, their error messages, an independent reader written in
 -- Python (json + numpy), and IDX datasets.
 local cnn = require "cnn"
-
-local function temp_path(suffix)
-  local base = os.tmpname()
-  os.remove(base)
-  return base .. (suffix or "")
-end
-
-local function read_file(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function write_file(path, bytes)
-  local f = assert(io.open(path, "wb"))
-  f:write(bytes)
-  f:close()
-end
+local files = require "files"
+local temp_path, read_file, write_file = files.temp_path, files.read_file, files.write_file
 
 local function same_tensor(a, b)
   assert.are.same(a:shape(), b:shape())

@@ -25,13 +25,8 @@ local REF = {
 }
 
 local A = require "assertions"
-local assert_close, assert_error = A.assert_close, A.assert_error
+local assert_close, assert_error, ramp = A.assert_close, A.assert_error, A.ramp
 
-local function ramp(...)
-  local shape, n = {...}, 1
-  for _, s in ipairs(shape) do n = n * s end
-  return cnn.arange(0, n):view(table.unpack(shape))
-end
 
 -- Distinct values 0.1 apart in a fixed shuffled order: the winner of every max window stays the
 -- same under the gradient checker's perturbations, so finite differences are well defined.
