@@ -28,7 +28,7 @@
 -- t:pipeline() gives the C pipeline behind a transform made only of built-in operations (nil when a
 -- Lua function is part of it), for code that runs it on other threads: pipeline:apply(x, seed).
 local cnn = require "cnn"
-local common = require "cnn.optim.common"
+local common = require "cnn.common"
 local args = require "cnn.aug.args"
 
 common.register_source()

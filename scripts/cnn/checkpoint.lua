@@ -13,7 +13,7 @@
 -- of the training state as metadata (see save_training below); cnn.load reads the model out of them
 -- too.
 local cnn = require "cnn"
-local common = require "cnn.optim.common"
+local common = require "cnn.common"
 
 common.register_source()
 local fail, is_tensor, shape_str = common.fail, common.is_tensor, common.shape_str

@@ -21,7 +21,7 @@
 --
 -- The loader is in cnn/data/loader.lua; the file formats are described in datasets/README.md.
 local cnn = require "cnn"
-local common = require "cnn.optim.common"
+local common = require "cnn.common"
 local random = require "cnn.data.random"
 local loader = require "cnn.data.loader"
 local files = require "cnn.data.files"

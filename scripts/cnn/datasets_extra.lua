@@ -16,7 +16,7 @@
 --       otherwise). A file that cannot be decoded is an error naming it, or with skip_bad=true a
 --       warning on stderr (once per file) and a count in ds.skipped. ds.files lists the images kept.
 local cnn = require "cnn"
-local common = require "cnn.optim.common"
+local common = require "cnn.common"
 local args = require "cnn.aug.args"
 
 common.register_source()

@@ -14,7 +14,7 @@
 -- 4 RGBA. Errors name the file and say why ("cannot open ...: No such file or directory",
 -- "cannot decode ...: bad png sig").
 local cnn = require "cnn"
-local common = require "cnn.optim.common"
+local common = require "cnn.common"
 local args = require "cnn.aug.args"
 
 common.register_source()

@@ -35,7 +35,7 @@ local cnn = require "cnn"
 
 local optim = {}
 
-local common = require "cnn.optim.common"
+local common = require "cnn.common"
 common.register_source()
 
 local is_tensor, shape_str, same_shape = common.is_tensor, common.shape_str, common.same_shape

@@ -1,6 +1,6 @@
 -- Argument checks shared by cnn.aug, cnn.image and the dataset readers: options tables with known
--- keys, and image sizes. Errors point at the caller's line (cnn.optim.common.fail).
-local common = require "cnn.optim.common"
+-- keys, and image sizes. Errors point at the caller's line (cnn.common.fail).
+local common = require "cnn.common"
 
 common.register_source()
 local fail = common.fail

@@ -19,7 +19,7 @@
 --
 -- Batches are fresh tensors (never reused), so they may be kept or changed in place by a transform.
 local cnn = require "cnn"
-local common = require "cnn.optim.common"
+local common = require "cnn.common"
 local random = require "cnn.data.random"
 
 common.register_source()

@@ -25,7 +25,7 @@
 --
 -- sched:get_lr() (alias get_last_lr) returns the current lr of every group as an array;
 -- sched:state_dict() / sched:load_state_dict(s) save and restore the position in the schedule.
-local common = require "cnn.optim.common"
+local common = require "cnn.common"
 common.register_source()
 
 local fail = common.fail

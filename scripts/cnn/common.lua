@@ -1,4 +1,4 @@
--- What cnn.optim and cnn.optim.lr share: tensor tests and error reporting that points at the
+-- What the Lua library shares: tensor tests and error reporting that points at the
 -- caller's line rather than at this library's.
 local cnn = require "cnn"
 
