@@ -72,6 +72,7 @@ void lcnn_open_io(lua_State *L);       /* safetensors, idx */
 void lcnn_open_util(lua_State *L);     /* timer, threads, seed, memory */
 void lcnn_open_augment(lua_State *L);  /* batch augmentation kernels */
 void lcnn_open_image(lua_State *L);    /* image files, resize, grids */
+void lcnn_open_prefetch(lua_State *L); /* loader worker threads */
 
 int luaopen_cnn_core(lua_State *L);
 

@@ -216,5 +216,6 @@ int luaopen_cnn_core(lua_State *L) {
     lcnn_open_util(L);
     lcnn_open_augment(L);
     lcnn_open_image(L);
+    lcnn_open_prefetch(L);
     return 1;
 }

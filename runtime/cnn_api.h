@@ -461,3 +461,36 @@ cnn_tensor *cnn_image_grid(cnn_tensor *batch, const cnn_grid_options *o);
  * images (N, 3, 32, 32) in [0, 1] and, in *labels, label byte label_index of each record as a 0-based
  * float (N). */
 cnn_tensor *cnn_cifar_load(const char *path, int label_bytes, int label_index, cnn_tensor **labels);
+
+/* ---- batch prefetching ---- */
+/* Worker threads that gather (and augment) the batches of one epoch ahead of the consumer. The
+ * dataset is x (N, ...) with optional labels y (N); order lists the rows of the epoch (0-based, n_rows
+ * of them, or NULL for 0..N-1), cut into batches of batch_size (the last one smaller unless drop_last).
+ * Batch b goes through pipeline (may be NULL) with seeds[b] (NULL: seed b), so a batch depends on
+ * (order, seeds) alone, never on the worker count. With workers = 0 each batch is made on the calling
+ * thread by cnn_prefetch_next. Batches are served in order starting at first_batch; at most capacity
+ * (>= 1; 0 picks 2 x workers) finished batches wait. x, y and order are copied or retained; the
+ * pipeline must stay alive until cnn_prefetch_free. Workers run the pipeline on one thread each. */
+typedef struct cnn_prefetch cnn_prefetch;
+typedef struct cnn_prefetch_options {
+    const int64_t *order;
+    int64_t n_rows;
+    int64_t batch_size;
+    int32_t drop_last;
+    int64_t first_batch;
+    const cnn_aug_pipeline *pipeline;
+    const uint64_t *seeds;   /* one per batch of the epoch (first_batch included), or NULL */
+    int32_t workers;
+    int32_t capacity;
+} cnn_prefetch_options;
+cnn_prefetch *cnn_prefetch_new(cnn_tensor *x, cnn_tensor *y, const cnn_prefetch_options *o);
+/* Batches of the epoch (before first_batch is applied). */
+int64_t cnn_prefetch_batches(const cnn_prefetch *p);
+/* The next batch: CNN_OK with new references in *x and *y (*y NULL without labels), or CNN_OK with
+ * *x == NULL after the last batch; an error (a worker's, or CNN_ERR_INTERRUPTED) ends the epoch. */
+cnn_status cnn_prefetch_next(cnn_prefetch *p, cnn_tensor **x, cnn_tensor **y);
+/* Stops the workers (finishing the batch each one is making), joins them and frees everything,
+ * including batches nobody took. NULL is allowed. */
+void cnn_prefetch_free(cnn_prefetch *p);
+/* Worker threads currently running in the process (all prefetchers). */
+int cnn_prefetch_live_workers(void);

@@ -7,8 +7,17 @@
 --   #loader                             -- batches per epoch
 --
 -- Options: batch_size=64, shuffle=false, drop_last=false (leave out a last, smaller batch),
--- seed=1, transform=fn (called on each batch x, N x C x H x W; its result, if any, replaces x),
--- workers=0 (accepted for compatibility; batches are always made on the calling thread for now).
+-- seed=1, transform=fn (called on each batch x, N x C x H x W - a cnn.aug transform also gets the
+-- batch's seed; its result, if any, replaces x), workers=0 (threads that make batches ahead of the loop; 0: the calling thread).
+--
+-- Batch b of epoch e has a seed of its own, drawn from (seed, e, b) like the order: a cnn.aug
+-- transform given it makes the same batch whichever thread runs it, so the same seed gives the same
+-- batches for any worker count. With workers > 0 the batches of an epoch are gathered by C threads
+-- (cnn._prefetch) and, when the transform is made of built-in stages only (transform:pipeline()),
+-- augmented there too, one thread per batch; other transforms run on the calling thread.
+-- The threads of an epoch stop at its end, when the loop is left by break or an error (the
+-- iterator of loader:iter() carries a to-be-closed value; with `for x, y in loader` the threads stop
+-- when the next epoch starts or the loader is collected) or when the loader is closed: loader:close().
 --
 -- Each `for` over the loader is one epoch. The loader is its own iterator function: Lua calls it with
 -- the previous batch as the control value, so a call with none starts a new epoch (an abandoned
@@ -49,6 +58,20 @@ end
 -- Rows first..first+count-1 of t as a new tensor: one copy.
 local function copy_range(t, first, count)
   return t:narrow(1, first, count):clone()
+end
+
+local GOLDEN = 0x9E3779B97F4A7C15
+
+local function mix(z)
+  z = (z ~ (z >> 30)) * 0xBF58476D1CE4E5B9
+  z = (z ~ (z >> 27)) * 0x94D049BB133111EB
+  return z ~ (z >> 31)
+end
+
+-- The seed of batch b (1-based) of epoch e: SplitMix64 over (seed, e, b), apart from every other
+-- generator, so it depends on neither the worker count nor cnn.manual_seed's stream.
+function M.batch_seed(seed, epoch, b)
+  return mix(mix(seed * GOLDEN + mix(epoch + 1)) + b * GOLDEN)
 end
 
 local defaults = {batch_size = 64, shuffle = false, drop_last = false, seed = 1, workers = 0}
@@ -122,8 +145,8 @@ function Loader:order(epoch)
   return perm
 end
 
--- Batch b (1-based) of an epoch served in the given order.
-function Loader:batch(order, b)
+-- Batch b (1-based) of epoch e served in the given order.
+function Loader:batch(order, b, epoch)
   local ds, bs = self.dataset, self.batch_size
   local first = (b - 1) * bs + 1
   local count = math.min(bs, #ds - first + 1)
@@ -136,11 +159,52 @@ function Loader:batch(order, b)
     x = M.gather(ds.x, rows)
     if ds.y ~= nil then y = M.gather(ds.y, rows) end
   end
-  if self.transform then
-    local changed = self.transform(x)
-    if changed ~= nil then x = changed end
+  return self:apply_transform(x, epoch or self.epoch, b), y
+end
+
+-- A cnn.aug transform (or generator) draws from the batch's seed; other callables get the batch only.
+local function is_aug_transform(tf)
+  return type(tf) == "table" and rawget(getmetatable(tf) or {}, "__call") ~= nil and tf.is_transform == true
+end
+
+-- x through the transform, as batch b of epoch e.
+function Loader:apply_transform(x, epoch, b)
+  local tf = self.transform
+  if tf == nil then return x end
+  local changed
+  if is_aug_transform(tf) then
+    changed = tf(x, M.batch_seed(self.seed, epoch, b))
+  else
+    changed = tf(x)
   end
-  return x, y
+  if changed ~= nil then x = changed end
+  return x
+end
+
+-- The C pipeline that worker threads may run for the transform (nil: none or a Lua one).
+function Loader:worker_pipeline()
+  local tf = self.transform
+  if not is_aug_transform(tf) or type(tf.pipeline) ~= "function" then return nil end
+  if self.pipeline_of == tf then return self.pipeline end
+  -- cnn.aug passes a transform made of one C pipeline the seed plus one GOLDEN step (its first
+  -- part's offset): workers do the same so that their batches equal the calling thread's
+  local parts = rawget(tf, "parts")
+  local p = type(parts) == "table" and #parts == 1 and tf:pipeline() or nil
+  self.pipeline_of, self.pipeline = tf, p
+  return p
+end
+
+-- Threads making the batches of epoch e after the first skip ones (see the top of the file).
+function Loader:prefetcher(order, epoch, skip)
+  local ds = self.dataset
+  local pipeline = self:worker_pipeline()
+  local seeds
+  if pipeline then
+    seeds = {}
+    for b = 1, #self do seeds[b] = M.batch_seed(self.seed, epoch, b) + GOLDEN end
+  end
+  return cnn._prefetch(ds.x, ds.y, {order = order, batch_size = self.batch_size, drop_last = self.drop_last,
+                                    skip = skip, pipeline = pipeline, seeds = seeds, workers = self.workers})
 end
 
 function Loader:set_epoch(e)
@@ -156,19 +220,46 @@ function Loader:iter(e, skip)
   self.epoch, self.next_epoch = epoch, epoch + 1
   local order = self:order(epoch)
   local b, last = skip or 0, #self
-  return function()
-    if b >= last then return nil end
-    b = b + 1
-    return self:batch(order, b)
+  if self.workers == 0 then
+    return function()
+      if b >= last then return nil end
+      b = b + 1
+      return self:batch(order, b, epoch)
+    end
   end
+  local threads = self:prefetcher(order, epoch, b)
+  local lua_transform = self.transform ~= nil and self:worker_pipeline() == nil
+  local function next_batch()
+    if b >= last then
+      threads:close()
+      return nil
+    end
+    local x, y = threads:next()
+    if x == nil then return nil end
+    b = b + 1
+    if lua_transform then x = self:apply_transform(x, epoch, b) end
+    return x, y
+  end
+  -- the fourth value is closed when a generic for ends, however it ends
+  return next_batch, nil, nil, threads
 end
 
 -- The loader as the iterator function of a generic for (see the top of the file).
 function Loader:__call(_, previous)
-  if previous == nil or self.current == nil then self.current = self:iter() end
+  if previous == nil or self.current == nil then
+    self:close()
+    self.current, _, _, self.current_threads = self:iter()
+  end
   local x, y = self.current()
-  if x == nil then self.current = nil end
+  if x == nil then self:close() end
   return x, y
+end
+
+-- Stops the threads of an epoch left unfinished by `for x, y in loader` (they also stop when the
+-- loader is collected).
+function Loader:close()
+  if self.current_threads then self.current_threads:close() end
+  self.current, self.current_threads = nil, nil
 end
 
 return M
