@@ -36,6 +36,9 @@ parser:option("--threads", "Threads for the math kernels (default: all cores).")
   :convert(tonumber)
 parser:option("--limit", "Train on the first N training images only (for quick trials).")
   :convert(tonumber)
+parser:option("--augment", "Augmentation of training batches: none, light (crop with padding 2 and "
+  .. "horizontal flips) or keras (small rotations, shifts, zoom and flips).", "none"):choices {"none", "light", "keras"}
+parser:option("--workers", "Threads that prepare and augment batches ahead of training.", "0"):convert(tonumber)
 parser:option("--progress", "Progress display: bar, line or none (default: a bar on a terminal).")
   :choices {"bar", "line", "none"}
 local args = parser:parse()
@@ -59,9 +62,18 @@ if args.limit then
   for i = 1, math.min(args.limit, #train_set) do first[i] = i end
   train_set = train_set:subset(first)
 end
-local function normalize(x) return (x - MEAN) / STD end
+-- Every transform is built from C stages, so loader workers can run it off the main thread.
+local normalize = cnn.aug.normalize(MEAN, STD)
+local recipes = {
+  none = normalize,
+  light = cnn.aug.compose {cnn.aug.random_crop(28, {padding = 2}), cnn.aug.random_flip {horizontal = true}, normalize},
+  keras = cnn.aug.compose {cnn.aug.image_data_generator {rotation_range = 10, width_shift_range = 0.1,
+                             height_shift_range = 0.1, zoom_range = 0.1, horizontal_flip = true,
+                             fill_mode = "nearest"}, normalize},
+}
+local workers = math.tointeger(args.workers) or parser:error("--workers must be an integer")
 local train_loader = cnn.data.loader(train_set, {batch_size = args.batch_size, shuffle = true, seed = args.seed,
-                                                 transform = normalize})
+                                                 transform = recipes[args.augment], workers = workers})
 local test_loader = cnn.data.loader(test_set, {batch_size = 500, transform = normalize})
 
 -- ---- the network -----------------------------------------------------------------------------------
@@ -116,8 +128,9 @@ end
 
 -- ---- training ----------------------------------------------------------------------------------------
 
-print(string.format("training on %d images (%d batches of %d), testing on %d; %s, peak lr %g, %d threads",
-                    #train_set, #train_loader, args.batch_size, #test_set, args.optimizer, lr, cnn.get_num_threads()))
+print(string.format("training on %d images (%d batches of %d), testing on %d; %s, peak lr %g, %d threads, "
+                    .. "augmentation %s, %d loader workers", #train_set, #train_loader, args.batch_size, #test_set,
+                    args.optimizer, lr, cnn.get_num_threads(), args.augment, workers))
 local timer = cnn.timer()
 local history = cnn.fit(model, train_loader, {
   epochs = args.epochs, optimizer = opt, scheduler = schedule, loss = nn.CrossEntropyLoss(), val = test_loader,
