@@ -103,7 +103,7 @@ local function make_model(width)
 end
 
 local model = make_model(args.width)
-print((model:summary {1, 28, 28}))
+model:summary {1, 28, 28}
 
 -- ---- optimizer and schedule --------------------------------------------------------------------------
 
