@@ -35,6 +35,25 @@ void harness_fail(const char *file, int line, const char *fmt, ...) {
     harness_current_failed = 1;
 }
 
+void harness_write_bytes(const char *path, const void *data, size_t n) {
+    FILE *f = fopen(path, "wb");
+    if (!f) return;
+    fwrite(data, 1, n, f);
+    fclose(f);
+}
+
+unsigned char *harness_read_bytes(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *data = malloc((size_t)size + 1);
+    *n = data ? fread(data, 1, (size_t)size, f) : 0;
+    fclose(f);
+    return data;
+}
+
 int main(int argc, char **argv) {
     const char *filter = argc > 1 ? argv[1] : NULL;
     int passed = 0, failed = 0;

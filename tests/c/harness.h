@@ -6,7 +6,13 @@
 #include <math.h>
 #include <stdio.h>
 
+#include <stddef.h>
+
 typedef void (*test_fn)(void);
+/* Whole-file helpers for tests that write fixtures: write_bytes ignores failures (the test's
+ * later checks report them); read_bytes returns a malloc'd buffer (free it) or NULL. */
+void harness_write_bytes(const char *path, const void *data, size_t n);
+unsigned char *harness_read_bytes(const char *path, size_t *n);
 void harness_register(const char *name, const char *file, test_fn fn);
 void harness_fail(const char *file, int line, const char *fmt, ...);
 extern int harness_current_failed;

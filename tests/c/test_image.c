@@ -70,25 +70,6 @@ static double max_difference(cnn_tensor *a, cnn_tensor *b) {
     return worst;
 }
 
-static void write_bytes(const char *path, const void *data, size_t n) {
-    FILE *f = fopen(path, "wb");
-    if (!f) return;
-    fwrite(data, 1, n, f);
-    fclose(f);
-}
-
-static unsigned char *read_bytes(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long size = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *data = malloc((size_t)size);
-    *n = fread(data, 1, (size_t)size, f);
-    fclose(f);
-    return data;
-}
-
 /* ---- files ------------------------------------------------------------------------------------------ */
 
 TEST(image_lossless_round_trips) {
@@ -172,11 +153,11 @@ TEST(image_truncated_and_corrupt_files_are_errors) {
     for (int f = 0; f < 3; f++) {
         REQUIRE(cnn_image_save(in_dir(names[f]), img, 90) == CNN_OK);
         size_t n = 0;
-        unsigned char *bytes = read_bytes(in_dir(names[f]), &n);
+        unsigned char *bytes = harness_read_bytes(in_dir(names[f]), &n);
         REQUIRE(bytes);
         /* every prefix must give either an error or a whole image, never a crash */
         for (size_t cut = 0; cut < n; cut += n / 23 + 1) {
-            write_bytes(in_dir("cut"), bytes, cut);
+            harness_write_bytes(in_dir("cut"), bytes, cut);
             cnn_tensor *t = cnn_image_load(in_dir("cut"), 0);
             if (t) CHECK(cnn_size(t, 1) == 20 && cnn_size(t, 2) == 20);
             else CHECK(strstr(cnn_last_error(), in_dir("cut")) != NULL);
@@ -184,19 +165,19 @@ TEST(image_truncated_and_corrupt_files_are_errors) {
         }
         /* a broken header */
         bytes[1] ^= 0x55;
-        write_bytes(in_dir("bad"), bytes, n);
+        harness_write_bytes(in_dir("bad"), bytes, n);
         CHECK(cnn_image_load(in_dir("bad"), 0) == NULL && strstr(cnn_last_error(), "cannot decode") &&
               strstr(cnn_last_error(), "bad"));
         free(bytes);
     }
     /* a PNG cut in half names the file and stb's reason */
     size_t n = 0;
-    unsigned char *png = read_bytes(in_dir("t.png"), &n);
-    write_bytes(in_dir("half.png"), png, n / 2);
+    unsigned char *png = harness_read_bytes(in_dir("t.png"), &n);
+    harness_write_bytes(in_dir("half.png"), png, n / 2);
     free(png);
     CHECK(cnn_image_load(in_dir("half.png"), 0) == NULL);
     CHECK(strstr(cnn_last_error(), "half.png") && strstr(cnn_last_error(), "cannot decode"));
-    write_bytes(in_dir("empty.png"), "", 0);
+    harness_write_bytes(in_dir("empty.png"), "", 0);
     CHECK(cnn_image_load(in_dir("empty.png"), 0) == NULL && strstr(cnn_last_error(), "empty"));
     CHECK(cnn_image_load(in_dir("missing.png"), 0) == NULL && strstr(cnn_last_error(), "cannot open") &&
           strstr(cnn_last_error(), "No such file"));
@@ -312,7 +293,7 @@ TEST(cifar_batches) {
         bytes[r * RECORD] = (unsigned char)(r * 4); /* labels 0, 4, 8 */
         for (int k = 0; k < 3072; k++) bytes[r * RECORD + 1 + k] = (unsigned char)((k + r) % 256);
     }
-    write_bytes(in_dir("data_batch_1.bin"), bytes, 3 * RECORD);
+    harness_write_bytes(in_dir("data_batch_1.bin"), bytes, 3 * RECORD);
     cnn_tensor *labels = NULL;
     cnn_tensor *x = cnn_cifar_load(in_dir("data_batch_1.bin"), 1, 0, &labels);
     REQUIRE(x && labels);
@@ -323,20 +304,20 @@ TEST(cifar_batches) {
     cnn_release(labels);
     cnn_release(x);
     /* two label bytes (CIFAR-100): byte 1 is the fine label */
-    write_bytes(in_dir("train.bin"), bytes, 3 * RECORD - 3); /* 3 records of 3074 bytes */
+    harness_write_bytes(in_dir("train.bin"), bytes, 3 * RECORD - 3); /* 3 records of 3074 bytes */
     CHECK(cnn_cifar_load(in_dir("train.bin"), 2, 1, &labels) == NULL);
-    write_bytes(in_dir("train.bin"), bytes, 2 * 3074);
+    harness_write_bytes(in_dir("train.bin"), bytes, 2 * 3074);
     x = cnn_cifar_load(in_dir("train.bin"), 2, 1, &labels);
     REQUIRE(x && labels && cnn_size(x, 0) == 2);
     CHECK(cnn_data(labels)[0] == 0.0f && cnn_data(labels)[1] == (float)bytes[3074 + 1]);
     cnn_release(labels);
     cnn_release(x);
     /* a truncated file names itself and the record size */
-    write_bytes(in_dir("short.bin"), bytes, 2 * RECORD + 100);
+    harness_write_bytes(in_dir("short.bin"), bytes, 2 * RECORD + 100);
     CHECK(cnn_cifar_load(in_dir("short.bin"), 1, 0, &labels) == NULL && labels == NULL);
     CHECK(strstr(cnn_last_error(), "short.bin") && strstr(cnn_last_error(), "truncated") &&
           strstr(cnn_last_error(), "3073"));
-    write_bytes(in_dir("empty.bin"), bytes, 0);
+    harness_write_bytes(in_dir("empty.bin"), bytes, 0);
     CHECK(cnn_cifar_load(in_dir("empty.bin"), 1, 0, &labels) == NULL);
     CHECK(cnn_cifar_load(in_dir("nothing.bin"), 1, 0, &labels) == NULL && strstr(cnn_last_error(), "cannot open"));
     CHECK(cnn_cifar_load(in_dir("data_batch_1.bin"), 3, 0, &labels) == NULL);

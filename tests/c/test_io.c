@@ -58,26 +58,6 @@ static int count_dir_entries(void) {
     return n;
 }
 
-static void write_bytes(const char *path, const void *data, size_t n) {
-    FILE *fp = fopen(path, "wb");
-    if (!fp) return;
-    fwrite(data, 1, n, fp);
-    fclose(fp);
-}
-
-/* The file's contents (free them); NULL when it cannot be read. */
-static unsigned char *read_bytes(const char *path, size_t *n) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return NULL;
-    fseek(fp, 0, SEEK_END);
-    long size = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    unsigned char *buf = malloc((size_t)size + 1);
-    *n = fread(buf, 1, (size_t)size, fp);
-    fclose(fp);
-    return buf;
-}
-
 static void put_le64(unsigned char *p, uint64_t v) {
     for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
 }
@@ -89,7 +69,7 @@ static void write_safetensors_raw(const char *path, const char *header, const vo
     put_le64(buf, h);
     memcpy(buf + 8, header, h);
     if (n) memcpy(buf + 8 + h, data, n);
-    write_bytes(path, buf, 8 + h + n);
+    harness_write_bytes(path, buf, 8 + h + n);
     free(buf);
 }
 
@@ -180,7 +160,7 @@ TEST(io_safetensors_layout_is_little_endian_f32_with_padded_header) {
     cnn_tensor *ts[] = {t, s};
     REQUIRE(cnn_safetensors_save(path, 2, names, ts, NULL) == CNN_OK);
     size_t n = 0;
-    unsigned char *bytes = read_bytes(path, &n);
+    unsigned char *bytes = harness_read_bytes(path, &n);
     REQUIRE(bytes != NULL && n >= 8);
     uint64_t header = 0;
     for (int i = 7; i >= 0; i--) header = header << 8 | bytes[i];
@@ -313,14 +293,14 @@ TEST(io_safetensors_rejects_truncated_files_at_every_cut) {
     const char *names[] = {"w"};
     REQUIRE(cnn_safetensors_save(good, 1, names, &t, "{\"k\":\"v\"}") == CNN_OK);
     size_t n = 0;
-    unsigned char *bytes = read_bytes(good, &n);
+    unsigned char *bytes = harness_read_bytes(good, &n);
     REQUIRE(bytes && n > 40);
     size_t header = n - 8 - 24;
     const size_t cuts[] = {0, 3, 7, 8, 9, 8 + header / 2, 8 + header - 1, 8 + header, 8 + header + 1,
                            n - 4, n - 1};
     const char *cut_path = in_dir("cut.safetensors");
     for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
-        write_bytes(cut_path, bytes, cuts[i]);
+        harness_write_bytes(cut_path, bytes, cuts[i]);
         cnn_safetensors *f = cnn_safetensors_open(cut_path);
         if (f) harness_fail(__FILE__, __LINE__, "a file cut at byte %zu was accepted", cuts[i]);
         cnn_safetensors_close(f);
@@ -328,15 +308,15 @@ TEST(io_safetensors_rejects_truncated_files_at_every_cut) {
         CHECK(error_mentions(cut_path));
     }
     /* the exact messages at the interesting cuts */
-    write_bytes(cut_path, bytes, 5);
+    harness_write_bytes(cut_path, bytes, 5);
     expect_open_failure(cut_path, CNN_ERR_FORMAT, "is truncated: it has 5 bytes");
-    write_bytes(cut_path, bytes, 8 + header - 1);
+    harness_write_bytes(cut_path, bytes, 8 + header - 1);
     expect_open_failure(cut_path, CNN_ERR_FORMAT, "only");
-    write_bytes(cut_path, bytes, n - 4);
+    harness_write_bytes(cut_path, bytes, n - 4);
     expect_open_failure(cut_path, CNN_ERR_FORMAT, "beyond the end of the data buffer (20 bytes");
     /* one byte too many is corrupt as well: the data must be exactly covered */
     bytes[n] = 0;
-    write_bytes(cut_path, bytes, n + 1);
+    harness_write_bytes(cut_path, bytes, n + 1);
     expect_open_failure(cut_path, CNN_ERR_FORMAT, "has 25 bytes but its tensors cover only 24");
     free(bytes);
     cnn_release(t);
@@ -349,10 +329,10 @@ TEST(io_safetensors_rejects_header_size_beyond_file) {
     unsigned char buf[16];
     put_le64(buf, 1000);
     memcpy(buf + 8, "{}      ", 8);
-    write_bytes(path, buf, 16);
+    harness_write_bytes(path, buf, 16);
     expect_open_failure(path, CNN_ERR_FORMAT, "says its header has 1000 bytes but only 8 bytes follow");
     put_le64(buf, UINT64_MAX);
-    write_bytes(path, buf, 16);
+    harness_write_bytes(path, buf, 16);
     expect_open_failure(path, CNN_ERR_FORMAT, "18446744073709551615 bytes");
     remove_work_dir();
 }
@@ -460,7 +440,7 @@ TEST(io_safetensors_missing_file_is_an_io_error) {
 
 static void check_file_is(const char *path, const unsigned char *bytes, size_t n) {
     size_t m = 0;
-    unsigned char *now = read_bytes(path, &m);
+    unsigned char *now = harness_read_bytes(path, &m);
     CHECK(now != NULL && m == n && memcmp(now, bytes, n) == 0);
     free(now);
 }
@@ -474,7 +454,7 @@ TEST(io_safetensors_save_rejects_bad_arguments_and_keeps_the_old_file) {
     cnn_tensor *ts[] = {a, b};
     REQUIRE(cnn_safetensors_save(path, 2, names, ts, NULL) == CNN_OK);
     size_t n = 0;
-    unsigned char *old = read_bytes(path, &n);
+    unsigned char *old = harness_read_bytes(path, &n);
     REQUIRE(old != NULL);
 
     static const struct {
@@ -515,7 +495,7 @@ TEST(io_safetensors_failed_write_leaves_the_old_file_and_no_temporary) {
     const char *names[] = {"w"};
     REQUIRE(cnn_safetensors_save(path, 1, names, &small, NULL) == CNN_OK);
     size_t n = 0;
-    unsigned char *old = read_bytes(path, &n);
+    unsigned char *old = harness_read_bytes(path, &n);
     REQUIRE(old != NULL);
 
     /* A file size limit makes the write fail halfway through the data, as a full disk would. */
@@ -596,7 +576,7 @@ TEST(io_idx_loads_images_and_labels_plain_and_gzip) {
     unsigned char buf[256];
     const uint32_t image_dims[3] = {3, 2, 2};
     size_t n = idx_bytes(buf, 0x08, 3, image_dims, images_3x2x2, 12);
-    write_bytes(in_dir("images-idx3-ubyte"), buf, n);
+    harness_write_bytes(in_dir("images-idx3-ubyte"), buf, n);
     write_gz(in_dir("images-idx3-ubyte.gz"), buf, n);
     const char *files[] = {in_dir("images-idx3-ubyte"), in_dir("images-idx3-ubyte.gz")};
     for (int k = 0; k < 2; k++) {
@@ -636,20 +616,20 @@ TEST(io_idx_reads_wider_element_types_big_endian) {
     const uint32_t dims[2] = {2, 1};
     /* i16: -2, 300 */
     payload[0] = 0xff, payload[1] = 0xfe, payload[2] = 0x01, payload[3] = 0x2c;
-    write_bytes(in_dir("i16"), buf, idx_bytes(buf, 0x0B, 2, dims, payload, 4));
+    harness_write_bytes(in_dir("i16"), buf, idx_bytes(buf, 0x0B, 2, dims, payload, 4));
     /* i32: -70000, 5 */
     put_be32(payload, (uint32_t)-70000), put_be32(payload + 4, 5);
-    write_bytes(in_dir("i32"), buf, idx_bytes(buf, 0x0C, 2, dims, payload, 8));
+    harness_write_bytes(in_dir("i32"), buf, idx_bytes(buf, 0x0C, 2, dims, payload, 8));
     /* f32: 1.5 (0x3fc00000), -0.25 (0xbe800000) */
     put_be32(payload, 0x3fc00000), put_be32(payload + 4, 0xbe800000);
-    write_bytes(in_dir("f32"), buf, idx_bytes(buf, 0x0D, 2, dims, payload, 8));
+    harness_write_bytes(in_dir("f32"), buf, idx_bytes(buf, 0x0D, 2, dims, payload, 8));
     /* f64: 2.5 (0x4004000000000000), -1 (0xbff0000000000000) */
     put_be32(payload, 0x40040000), put_be32(payload + 4, 0);
     put_be32(payload + 8, 0xbff00000), put_be32(payload + 12, 0);
-    write_bytes(in_dir("f64"), buf, idx_bytes(buf, 0x0E, 2, dims, payload, 16));
+    harness_write_bytes(in_dir("f64"), buf, idx_bytes(buf, 0x0E, 2, dims, payload, 16));
     /* i8: -3, 4 */
     payload[0] = 0xfd, payload[1] = 4;
-    write_bytes(in_dir("i8"), buf, idx_bytes(buf, 0x09, 2, dims, payload, 2));
+    harness_write_bytes(in_dir("i8"), buf, idx_bytes(buf, 0x09, 2, dims, payload, 2));
     const char *names[] = {"i16", "i32", "f32", "f64", "i8"};
     const float expected[][2] = {{-2, 300}, {-70000, 5}, {1.5f, -0.25f}, {2.5f, -1}, {-3, 4}};
     for (int k = 0; k < 5; k++) {
@@ -681,14 +661,14 @@ TEST(io_idx_reports_truncated_and_corrupt_files) {
     const uint32_t dims[3] = {3, 2, 2};
     size_t n = idx_bytes(buf, 0x08, 3, dims, images_3x2x2, 12);
     /* cut in the middle of the second image */
-    write_bytes(in_dir("cut"), buf, n - 6);
+    harness_write_bytes(in_dir("cut"), buf, n - 6);
     expect_idx_failure(in_dir("cut"), CNN_ERR_FORMAT, "is truncated: header says 3x2x2 but data ends "
                        "after 1 images");
     write_gz(in_dir("cut.gz"), buf, n - 6);
     expect_idx_failure(in_dir("cut.gz"), CNN_ERR_FORMAT, "header says 3x2x2 but data ends after 1 images");
-    write_bytes(in_dir("header-only"), buf, 10);
+    harness_write_bytes(in_dir("header-only"), buf, 10);
     expect_idx_failure(in_dir("header-only"), CNN_ERR_FORMAT, "announces 3 dims but ends after 6");
-    write_bytes(in_dir("tiny"), buf, 2);
+    harness_write_bytes(in_dir("tiny"), buf, 2);
     expect_idx_failure(in_dir("tiny"), CNN_ERR_FORMAT, "fewer than the 4-byte magic number");
     /* a gzip stream cut short: the compressed bytes themselves end early */
     unsigned char big_payload[4000];
@@ -698,42 +678,42 @@ TEST(io_idx_reports_truncated_and_corrupt_files) {
     size_t big_n = idx_bytes(big, 0x08, 3, big_dims, big_payload, 4000);
     write_gz(in_dir("full.gz"), big, big_n);
     size_t gz_n = 0;
-    unsigned char *gz = read_bytes(in_dir("full.gz"), &gz_n);
+    unsigned char *gz = harness_read_bytes(in_dir("full.gz"), &gz_n);
     REQUIRE(gz && gz_n > 100);
-    write_bytes(in_dir("short.gz"), gz, gz_n / 2);
+    harness_write_bytes(in_dir("short.gz"), gz, gz_n / 2);
     expect_idx_failure(in_dir("short.gz"), CNN_ERR_FORMAT, "is truncated: header says 10x20x20");
     /* the checksum cut off after complete data */
-    write_bytes(in_dir("no-checksum.gz"), gz, gz_n - 3);
+    harness_write_bytes(in_dir("no-checksum.gz"), gz, gz_n - 3);
     expect_idx_failure(in_dir("no-checksum.gz"), CNN_ERR_FORMAT,
                        "all 10x20x20 values were read but the gzip checksum");
     /* a flipped bit in the checksum, found only after all the data was read */
     gz[gz_n - 6] ^= 1;
-    write_bytes(in_dir("checksum.gz"), gz, gz_n);
+    harness_write_bytes(in_dir("checksum.gz"), gz, gz_n);
     expect_idx_failure(in_dir("checksum.gz"), CNN_ERR_FORMAT, "is corrupt: its compressed stream");
     gz[gz_n - 6] ^= 1;
     /* corrupt compressed data */
     for (size_t i = 20; i < gz_n - 8; i += 3) gz[i] ^= 0x5a;
-    write_bytes(in_dir("garbled.gz"), gz, gz_n);
+    harness_write_bytes(in_dir("garbled.gz"), gz, gz_n);
     expect_idx_failure(in_dir("garbled.gz"), CNN_ERR_FORMAT, "is corrupt: its compressed stream");
     free(gz);
     /* wrong magic, unknown type, too much data, missing file, a directory */
-    write_bytes(in_dir("text"), "hello world, not idx", 20);
+    harness_write_bytes(in_dir("text"), "hello world, not idx", 20);
     expect_idx_failure(in_dir("text"), CNN_ERR_FORMAT, "is not an IDX file: it starts with 68 65 6c 6c");
     buf[2] = 0x07;
-    write_bytes(in_dir("type7"), buf, n);
+    harness_write_bytes(in_dir("type7"), buf, n);
     expect_idx_failure(in_dir("type7"), CNN_ERR_FORMAT, "00 00 07 03");
     buf[2] = 0x08;
     buf[n] = 42;
-    write_bytes(in_dir("long"), buf, n + 1);
+    harness_write_bytes(in_dir("long"), buf, n + 1);
     expect_idx_failure(in_dir("long"), CNN_ERR_FORMAT, "has more data than its header says");
     expect_idx_failure(in_dir("absent.gz"), CNN_ERR_IO, strerror(ENOENT));
     expect_idx_failure(work_dir, CNN_ERR_IO, "directory");
     /* a header promising a huge file is truncation, not a huge allocation */
     const uint32_t huge[3] = {4000000000u, 4000000000u, 4000000000u};
-    write_bytes(in_dir("huge"), buf, idx_bytes(buf, 0x08, 3, huge, images_3x2x2, 12));
+    harness_write_bytes(in_dir("huge"), buf, idx_bytes(buf, 0x08, 3, huge, images_3x2x2, 12));
     expect_idx_failure(in_dir("huge"), CNN_ERR_FORMAT, "impossible header: 4000000000x4000000000x");
     const uint32_t large[3] = {1000000, 100, 100};
-    write_bytes(in_dir("large"), buf, idx_bytes(buf, 0x08, 3, large, images_3x2x2, 12));
+    harness_write_bytes(in_dir("large"), buf, idx_bytes(buf, 0x08, 3, large, images_3x2x2, 12));
     expect_idx_failure(in_dir("large"), CNN_ERR_FORMAT,
                        "header says 1000000x100x100 but data ends after 0 images");
     remove_work_dir();
