@@ -25,7 +25,7 @@ LUA_MOD   := $(BUILD)/lua/cnn/core.so
 CNNLUA    := $(BUILD)/cnnlua
 C_TESTS   := $(BUILD)/tests/c/run_tests
 
-.PHONY: all deps test test-c test-lua test-ffi test-repl train bench clean
+.PHONY: all deps deps-bench test test-c test-lua test-ffi test-repl train bench bench-quick clean
 all: $(LIB_A) $(LIB_SO) $(LUA_MOD) $(CNNLUA)
 
 deps:
@@ -76,10 +76,27 @@ test: deps
 test-c: $(C_TESTS)
 	$(C_TESTS)
 
-# Passive waiting keeps idle OpenMP threads from spinning against OpenBLAS's (about +25% img/s).
 train: deps
 	@$(MAKE) --no-print-directory -j2 all
-	OMP_WAIT_POLICY=passive $(CNNLUA) scripts/train.lua
+	$(CNNLUA) scripts/train.lua
+
+# ---- the benchmark against PyTorch (bench/run.py, bench/README.md): about 7 minutes; bench-quick ~1 ----
+SGEMM_PEAK := $(BUILD)/bench/sgemm_peak
+
+$(SGEMM_PEAK): bench/sgemm_peak.c $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB_A) $(LDLIBS)
+
+bench: deps-bench
+	@$(MAKE) --no-print-directory -j2 all $(SGEMM_PEAK)
+	/usr/bin/python3 bench/run.py --build $(BUILD)
+
+bench-quick: deps-bench
+	@$(MAKE) --no-print-directory -j2 all $(SGEMM_PEAK)
+	/usr/bin/python3 bench/run.py --build $(BUILD) --quick
+
+deps-bench:
+	@sh tools/deps.sh bench
 
 clean:
 	rm -rf $(BUILD)

@@ -7,9 +7,15 @@ under cnnlua and bench/worker.py under PyTorch, which build the same network (be
 op on fixed random inputs. After a warm-up, the driver asks them in turn for timed repetitions,
 alternating which goes first, so that a change in the machine's speed during the run touches both
 sides alike; the table shows the medians. Each worker is a separate process, so its peak resident
-set (VmHWM) is its own. GFLOP/s counts the multiply-adds of convolutions and linear layers (x2),
-forward only for inference and x3 for a training step (forward, input and weight gradients), and
-sets it against the sgemm peak of OpenBLAS measured at the start of the same run.
+set (VmHWM) is its own. GFLOP/s counts the multiply-adds of convolutions and linear layers as if
+computed directly (x2 per multiply-add; a training step counts 3 passes: forward, input and weight
+gradients) and sets that against the sgemm peak of OpenBLAS measured at the start of the same run:
+Winograd convolutions and skipped padding do less arithmetic than counted, so more than 100% of the
+GEMM peak is possible.
+
+The machine must be otherwise idle: both sides run 2 OpenMP threads whose barriers wait for each
+other, and a third busy process stalls them for whole scheduler time slices. The load average is
+printed at the start and the end.
 """
 import argparse
 import os
@@ -129,7 +135,7 @@ def print_model_table(rows, peak):
         b = r["batch"]
         tr = {k: b / v for k, v in r["train"].items()}
         inf = {k: b / v for k, v in r["infer"].items()}
-        gflops = 3 * r["flops"] / r["train"]["cnn"] / 1e9
+        gflops = 3 * r["flops"] / r["train"]["cnn"] / 1e9  # dense-equivalent
         rss = r["rss"]
         print("%-28s %s %s %5.2fx  %s %s %5.2fx  %7.1f %4.0f%%  %7.0f %7.0f %5.2f" %
               (r["label"], fmt_rate(tr["cnn"]), fmt_rate(tr["torch"]), tr["cnn"] / tr["torch"],
@@ -170,20 +176,28 @@ def main():
     ap.add_argument("--only", help="run the workloads whose label contains this text")
     ap.add_argument("--reps", type=int)
     ap.add_argument("--seconds", type=float, help="target length of one timed repetition")
+    ap.add_argument("--threads", type=int, default=2, help="threads of both sides (default 2)")
+    ap.add_argument("--cpu-time", action="store_true",
+                    help="time by CPU seconds instead of wall-clock (for --threads 1 on a busy machine)")
     args = ap.parse_args()
     args.reps = args.reps or (3 if args.quick else 5)
     args.seconds = args.seconds or (0.4 if args.quick else 1.0)
 
-    env_cnn = dict(os.environ)
-    env_torch = dict(os.environ, OPENBLAS_NUM_THREADS="1", BENCH_TORCH_THREADS="2")
+    env_cnn = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
+    env_torch = dict(os.environ, OPENBLAS_NUM_THREADS="1", BENCH_TORCH_THREADS=str(args.threads))
+    if args.cpu_time:
+        env_cnn["BENCH_CPU_TIME"] = env_torch["BENCH_CPU_TIME"] = "1"
     import torch  # only for the version line
     peak = sgemm_peak(args.build, env_cnn)
-    print("cnnlua vs PyTorch %s on %d cores; medians of %d repetitions after warm-up" %
-          (torch.__version__, os.cpu_count(), args.reps))
-    print("PyTorch configuration: torch.set_num_threads(2), OPENBLAS_NUM_THREADS=1, oneDNN %s, "
-          "inference_mode, zero_grad(set_to_none=True)" % ("on" if torch.backends.mkldnn.is_available() else "off"))
-    print("OpenBLAS sgemm peak (2 threads, this run): %.1f GFLOP/s;  `cnnlua -e ''` starts in %.1f ms" %
-          (peak, startup_ms(args.build)))
+    print("cnnlua vs PyTorch %s on %d cores, %d threads each; medians of %d repetitions after warm-up%s" %
+          (torch.__version__, os.cpu_count(), args.threads, args.reps, ", CPU time" if args.cpu_time else ""))
+    print("PyTorch configuration: torch.set_num_threads(%d), OPENBLAS_NUM_THREADS=1, oneDNN %s, "
+          "inference_mode, zero_grad(set_to_none=True)" %
+          (args.threads, "on" if torch.backends.mkldnn.is_available() else "off"))
+    print("OpenBLAS sgemm peak (%d threads, this run): %.1f GFLOP/s;  `cnnlua -e ''` starts in %.1f ms" %
+          (args.threads, peak, startup_ms(args.build)))
+    print("load average at the start: %.2f (other processes on the cores slow both sides, unevenly)" %
+          os.getloadavg()[0])
     print()
 
     selected = lambda label: args.only is None or args.only.lower() in label.lower()
@@ -201,7 +215,9 @@ def main():
         if op_rows:
             print_op_table(op_rows, peak)
             print()
-    print("ratios: above 1 means cnnlua is faster (or, for RSS, that cnnlua uses that fraction of PyTorch's memory)")
+    print("ratios: above 1 means cnnlua is faster (or, for RSS, that cnnlua uses that fraction of PyTorch's memory);")
+    print("GFLOP/s: cnnlua's training step counted as dense convolutions (Winograd does less arithmetic)")
+    print("load average at the end: %.2f" % os.getloadavg()[0])
 
 
 if __name__ == "__main__":

@@ -117,17 +117,17 @@ def op_workload(kind, v):
     else:
         raise SystemExit("unknown op " + kind)
     x.requires_grad_(True)
-    for p in params:
-        p.requires_grad_(True)
+    for param in params:
+        param.requires_grad_(True)
     with torch.no_grad():
-        g = torch.randn(forward(x).shape)
+        grad_out = torch.randn(forward(x).shape)
 
     def train(steps):
         for _ in range(steps):
             x.grad = None
-            for p in params:
-                p.grad = None
-            forward(x).backward(g)
+            for param in params:
+                param.grad = None
+            forward(x).backward(grad_out)
 
     def infer(steps):
         with torch.inference_mode():
@@ -147,6 +147,8 @@ def peak_rss_kb():
 
 def main():
     torch.set_num_threads(int(os.environ.get("BENCH_TORCH_THREADS", "2")))
+    # BENCH_CPU_TIME=1: the process's CPU seconds instead of wall-clock seconds, as in worker.lua
+    clock = time.process_time if os.environ.get("BENCH_CPU_TIME") == "1" else time.perf_counter
     if sys.argv[1] == "model":
         train, infer, flops = model_workload(sys.argv[2])
     else:
@@ -158,9 +160,9 @@ def main():
         if not words:
             continue
         if words[0] == "time":
-            start = time.perf_counter()
+            start = clock()
             run[words[1]](int(words[2]))
-            print("%.6f" % (time.perf_counter() - start), flush=True)
+            print("%.6f" % (clock() - start), flush=True)
         elif words[0] == "rss":
             print(peak_rss_kb(), flush=True)
         elif words[0] == "quit":

@@ -2,7 +2,8 @@
  *   input (N, C, H, W), weight (O, C/G, kH, kW), bias (O) -> output (N, O, oH, oW)
  *   oH = (H + pad_top + pad_bottom - dilation_h*(kH-1) - 1) / stride_h + 1, likewise oW.
  * "same" padding follows PyTorch: stride 1 only, total dilation*(k-1) split with the odd extra
- * element on the bottom/right; "valid" is no padding. The numerics live in conv_gemm.c. */
+ * element on the bottom/right; "valid" is no padding. The numerics live in conv_algo.c
+ * (which of Winograd, the direct product or im2col) and the files it calls. */
 #include "conv_node.h"
 
 cnn_conv2d_options cnn_conv2d_defaults(void) {
@@ -21,7 +22,7 @@ static cnn_status conv2d_backward(cnn_node *node, cnn_tensor *grad_output, cnn_t
     if (st == CNN_OK && (g.want_input || g.want_weight)) {
         cnn_conv_plan plan = cnn_conv_make_plan(g.input_like->shape, g.weight_like->shape, node->ints,
                                                 grad_output->shape[2], grad_output->shape[3]);
-        st = cnn_conv_gemm_backward(&plan, g.data.input, g.data.weight, g.grad_output,
+        st = cnn_conv_backward(&plan, g.data.input, g.data.weight, g.grad_output,
                                     g.want_input ? cnn_ptr(grad_inputs[0]) : NULL,
                                     g.want_weight ? cnn_ptr(grad_inputs[1]) : NULL, "conv2d backward");
     }
@@ -100,7 +101,7 @@ cnn_tensor *cnn_conv2d(cnn_tensor *input, cnn_tensor *weight, cnn_tensor *bias,
     if (!out) return NULL;
     cnn_conv_data d;
     cnn_status st = cnn_conv_data_read(&d, input, weight, bias)
-                        ? cnn_conv_gemm_forward(&plan, d.input, d.weight, d.bias, cnn_ptr(out), "conv2d")
+                        ? cnn_conv_forward(&plan, d.input, d.weight, d.bias, cnn_ptr(out), "conv2d")
                         : cnn_last_status();
     cnn_conv_data_release(&d);
     if (st != CNN_OK) {

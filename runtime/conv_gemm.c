@@ -1,4 +1,5 @@
-/* Convolution as im2col + sgemm, with its adjoints. Dimension legend: N batch, C input channels,
+/* Convolution as im2col + sgemm, with its adjoints: the path for grouped convolutions, strided
+ * input gradients and builds without AVX-512 (conv_algo.c chooses). Dimension legend: N batch, C input channels,
  * O output channels, G groups, Cg = C/G, Og = O/G, K = Cg*kH*kW (rows of the column matrix),
  * P = oH*oW (output positions per image), B images per chunk, T threads.
  *
@@ -15,9 +16,6 @@
  * to the BLAS. */
 #include "conv_gemm.h"
 
-#include <cblas.h>
-#include <omp.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,25 +49,30 @@ static int64_t images_per_chunk(int64_t N, int64_t K, int64_t P) {
     return b < 1 ? 1 : b;
 }
 
-static float *scratch_floats(int64_t n) {
-    void *ptr = NULL;
-    if (posix_memalign(&ptr, 64, (size_t)(n > 0 ? n : 1) * sizeof(float)) != 0) return NULL;
-    return ptr;
-}
+static float *scratch_floats(int64_t n) { return cnn_block_alloc((size_t)(n > 0 ? n : 1) * sizeof(float), false); }
 
 static void free_scratch(conv_scratch *scratch, int threads) {
     if (!scratch) return;
     for (int t = 0; t < threads; t++) {
-        free(scratch[t].col);
-        free(scratch[t].staging);
-        free(scratch[t].grad_weight);
+        cnn_block_free(scratch[t].col, false);
+        cnn_block_free(scratch[t].staging, false);
+        cnn_block_free(scratch[t].grad_weight, false);
     }
     free(scratch);
 }
 
 static void work_end(conv_work *w) {
     free_scratch(w->scratch, w->threads);
-    if (w->threads > 1) cnn_blas_serial_end();
+    cnn_blas_end();
+}
+
+/* A product of one item: single-threaded when the items run in parallel, else cut over the threads. */
+static void item_gemm(const conv_work *w, bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float *a,
+                      int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
+    if (w->threads > 1)
+        cnn_sgemm_serial(ta, tb, m, n, k, 1.0f, a, lda, b, ldb, beta, c, ldc);
+    else
+        cnn_sgemm(ta, tb, m, n, k, 1.0f, a, lda, b, ldb, beta, c, ldc);
 }
 
 /* Sizes, thread count and per-thread buffers (zeroed weight-gradient shares when asked). Call only
@@ -90,11 +93,7 @@ static cnn_status work_begin(conv_work *w, const cnn_conv_plan *p, bool weight_s
     w->items = (w->N + w->chunk - 1) / w->chunk * w->G;
     // threads only pay off when each gets at least PARALLEL_MIN_MACS multiply-adds
     const int64_t macs = w->N * w->O * w->P * w->K, by_work = macs / PARALLEL_MIN_MACS;
-    int64_t threads = cnn_get_num_threads();
-    if (threads > w->items) threads = w->items;
-    if (threads > by_work) threads = by_work;
-    w->threads = (int)threads;
-    if (w->threads < 1) w->threads = 1;
+    w->threads = cnn_threads_for(by_work < w->items ? by_work : w->items, 1);
     w->scratch = calloc((size_t)w->threads, sizeof *w->scratch);
     const int64_t col_floats = w->K * w->chunk * w->P, staging_floats = w->Og * w->chunk * w->P;
     bool ok = w->scratch != NULL;
@@ -111,7 +110,7 @@ static cnn_status work_begin(conv_work *w, const cnn_conv_plan *p, bool weight_s
         return cnn_fail(CNN_ERR_MEMORY, "%s: out of memory for %d work buffers of %lld floats", op,
                         w->threads, (long long)(col_floats + staging_floats));
     }
-    if (w->threads > 1) cnn_blas_serial_begin();
+    cnn_blas_begin();
     return CNN_OK;
 }
 
@@ -135,26 +134,21 @@ static void unfold_span(const conv_work *w, const item_span *s, const float *inp
 
 typedef void (*item_fn)(const conv_work *w, int64_t item, conv_scratch *s, const void *args);
 
+typedef struct item_call {
+    const conv_work *w;
+    item_fn fn;
+    const void *args;
+} item_call;
+
+static void call_item(void *ctx, int64_t item, int thread) {
+    const item_call *c = ctx;
+    c->fn(c->w, item, &c->w->scratch[thread], c->args);
+}
+
 /* Runs fn on every item, spread over the work's threads; false when interrupted. */
 static bool run_items(const conv_work *w, item_fn fn, const void *args) {
-    if (w->threads == 1) {
-        for (int64_t item = 0; item < w->items; item++) {
-            if (cnn_interrupted()) return false;
-            fn(w, item, &w->scratch[0], args);
-        }
-        return true;
-    }
-    atomic_bool stop = false;
-#pragma omp parallel for num_threads(w->threads) schedule(dynamic, 1)
-    for (int64_t item = 0; item < w->items; item++) {
-        if (atomic_load_explicit(&stop, memory_order_relaxed)) continue;
-        if (cnn_interrupted()) {
-            atomic_store(&stop, true);
-            continue;
-        }
-        fn(w, item, &w->scratch[omp_get_thread_num()], args);
-    }
-    return !atomic_load(&stop);
+    item_call c = {w, fn, args};
+    return cnn_run_items(w->threads, w->items, call_item, &c);
 }
 
 /* ---- forward ---------------------------------------------------------------------------------- */
@@ -176,12 +170,10 @@ static void forward_item(const conv_work *w, int64_t item, conv_scratch *s, cons
         if (bias)
             for (int64_t o = 0; o < Og; o++)
                 for (int64_t i = 0; i < P; i++) dst[o * P + i] = bias[o];
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)Og, (int)P, (int)K, 1.0f, weight, (int)K,
-                    s->col, (int)P, bias ? 1.0f : 0.0f, dst, (int)P);
+        item_gemm(w, false, false, Og, P, K, weight, K, s->col, P, bias ? 1.0f : 0.0f, dst, P);
         return;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)Og, (int)BP, (int)K, 1.0f, weight, (int)K,
-                s->col, (int)BP, 0.0f, s->staging, (int)BP);
+    item_gemm(w, false, false, Og, BP, K, weight, K, s->col, BP, 0.0f, s->staging, BP);
     for (int64_t b = 0; b < sp.B; b++)
         for (int64_t o = 0; o < Og; o++) {
             float *dst = a->output + ((sp.n0 + b) * w->O + sp.grp * Og + o) * P; // (P)
@@ -201,8 +193,8 @@ static void fill_with_bias(float *output, const float *bias, int64_t N, int64_t 
         }
 }
 
-cnn_status cnn_conv_gemm_forward(const cnn_conv_plan *p, const float *input, const float *weight,
-                                 const float *bias, float *output, const char *op) {
+cnn_status cnn_conv_im2col_forward(const cnn_conv_plan *p, const float *input, const float *weight,
+                                   const float *bias, float *output, const char *op) {
     const int64_t P = p->geo.out_h * p->geo.out_w, K = cnn_geometry_col_rows(&p->geo);
     if (p->batch == 0 || p->out_channels == 0 || P == 0) return CNN_OK;
     if (K == 0) {
@@ -242,22 +234,20 @@ static void backward_item(const conv_work *w, int64_t item, conv_scratch *s, con
         unfold_span(w, &sp, a->input, s->col);
         // grad_weight_g (Og, K) += go (Og, B*P) x col^T (B*P, K), into this thread's share
         float *gw = (s->grad_weight ? s->grad_weight : a->grad_weight) + sp.grp * Og * K;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)Og, (int)K, (int)BP, 1.0f, go, (int)BP,
-                    s->col, (int)BP, 1.0f, gw, (int)K);
+        item_gemm(w, false, true, Og, K, BP, go, BP, s->col, BP, 1.0f, gw, K);
     }
     if (a->grad_input) {
         // col (K, B*P) = weight_g^T (K, Og) x go (Og, B*P), folded back onto the images
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, (int)BP, (int)Og, 1.0f,
-                    a->weight + sp.grp * Og * K, (int)K, go, (int)BP, 0.0f, s->col, (int)BP);
+        item_gemm(w, true, false, K, BP, Og, a->weight + sp.grp * Og * K, K, go, BP, 0.0f, s->col, BP);
         float *first = a->grad_input + (sp.n0 * w->C + sp.grp * w->Cg) * w->HW;
         for (int64_t b = 0; b < sp.B; b++)
             cnn_col2im(s->col + b * P, &w->p->geo, first + b * w->C * w->HW, BP);
     }
 }
 
-cnn_status cnn_conv_gemm_backward(const cnn_conv_plan *p, const float *input, const float *weight,
-                                  const float *grad_output, float *grad_input, float *grad_weight,
-                                  const char *op) {
+cnn_status cnn_conv_im2col_backward(const cnn_conv_plan *p, const float *input, const float *weight,
+                                    const float *grad_output, float *grad_input, float *grad_weight,
+                                    const char *op) {
     const cnn_conv_geometry *g = &p->geo;
     const int64_t P = g->out_h * g->out_w, K = cnn_geometry_col_rows(g);
     const int64_t C = g->channels * p->groups, HW = g->height * g->width;

@@ -1,7 +1,6 @@
-/* conv_gemm.h - the numerical core shared by conv2d and conv_transpose2d: convolution as im2col +
- * sgemm, and its two adjoints (input gradient through col2im, weight gradient through a product with
- * the column matrix). conv_transpose2d's forward pass is conv2d's input gradient and vice versa, so
- * both ops are thin shells around these three routines.
+/* conv_gemm.h - convolution as im2col + sgemm (the general path of conv_algo.h), and its two
+ * adjoints (input gradient through col2im, weight gradient through a product with
+ * the column matrix).
  *
  * Buffers are raw contiguous float arrays:
  *   input  (N, C, H, W)           weight (O, C/G, kH, kW)           output (N, O, oH, oW)
@@ -21,15 +20,15 @@ typedef struct cnn_conv_plan {
 } cnn_conv_plan;
 
 /* output = conv(input, weight) + bias; bias (O) may be NULL. op names the caller in errors. */
-cnn_status cnn_conv_gemm_forward(const cnn_conv_plan *p, const float *input, const float *weight,
-                                 const float *bias, float *output, const char *op);
+cnn_status cnn_conv_im2col_forward(const cnn_conv_plan *p, const float *input, const float *weight,
+                                   const float *bias, float *output, const char *op);
 
 /* From grad_output (N, O, oH, oW): grad_input (N, C, H, W) and/or grad_weight (O, C/G, kH, kW),
  * each overwritten, either may be NULL. input is read only for grad_weight, weight only for
  * grad_input. */
-cnn_status cnn_conv_gemm_backward(const cnn_conv_plan *p, const float *input, const float *weight,
-                                  const float *grad_output, float *grad_input, float *grad_weight,
-                                  const char *op);
+cnn_status cnn_conv_im2col_backward(const cnn_conv_plan *p, const float *input, const float *weight,
+                                    const float *grad_output, float *grad_input, float *grad_weight,
+                                    const char *op);
 
 /* grad_bias (channels) = sum over n and the plane of grad (N, channels, plane). */
 void cnn_conv_bias_grad(const float *grad, int64_t batch, int64_t channels, int64_t plane, float *grad_bias);

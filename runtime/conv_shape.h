@@ -3,7 +3,7 @@
 #ifndef CNN_CONV_SHAPE_H
 #define CNN_CONV_SHAPE_H
 
-#include "conv_gemm.h"
+#include "conv_algo.h"
 
 /* input (N, C, H, W) and weight (4-d) are both 4-d. */
 bool cnn_conv_check_ranks(const char *op, const cnn_tensor *input, const cnn_tensor *weight);

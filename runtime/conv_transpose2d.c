@@ -26,9 +26,9 @@ static cnn_status conv_transpose2d_backward(cnn_node *node, cnn_tensor *grad_out
             adjoint_plan(grad_output->shape, g.weight_like->shape, node->ints, g.input_like->shape);
         if (g.want_input)
             st =
-                cnn_conv_gemm_forward(&plan, g.grad_output, g.data.weight, NULL, cnn_ptr(grad_inputs[0]), op);
+                cnn_conv_forward(&plan, g.grad_output, g.data.weight, NULL, cnn_ptr(grad_inputs[0]), op);
         if (g.want_weight && st == CNN_OK)
-            st = cnn_conv_gemm_backward(&plan, g.grad_output, NULL, g.data.input, NULL,
+            st = cnn_conv_backward(&plan, g.grad_output, NULL, g.data.input, NULL,
                                         cnn_ptr(grad_inputs[1]), op);
     }
     cnn_conv_grad_end(&g);
@@ -100,7 +100,7 @@ cnn_tensor *cnn_conv_transpose2d(cnn_tensor *input, cnn_tensor *weight, cnn_tens
     if (!out) return NULL;
     cnn_conv_data d;
     cnn_status st = cnn_conv_data_read(&d, input, weight, bias)
-                        ? cnn_conv_gemm_backward(&plan, NULL, d.weight, d.input, cnn_ptr(out), NULL, op)
+                        ? cnn_conv_backward(&plan, NULL, d.weight, d.input, cnn_ptr(out), NULL, op)
                         : cnn_last_status();
     if (st == CNN_OK && d.bias) {
         float *y = cnn_ptr(out); // (N, O, oH, oW)

@@ -2,8 +2,7 @@
  * fused linear layer y = x W^T + b. */
 #include <string.h>
 
-#include <cblas.h>
-
+#include "blas_threads.h"
 #include "internal.h"
 
 /* A matrix operand for sgemm: a pointer, a leading dimension and whether it is stored transposed.
@@ -73,10 +72,8 @@ static void batched_gemm(cnn_tensor *out, const cnn_tensor *a, const gemm_operan
         if (k == 0) {
             memset(po + bi * m * n, 0, (size_t)(m * n) * sizeof(float));
         } else {
-            cblas_sgemm(CblasRowMajor, oa->trans ? CblasTrans : CblasNoTrans,
-                        ob->trans ? CblasTrans : CblasNoTrans, (int)m, (int)n, (int)k, 1.0f,
-                        cnn_ptr(a) + offa, (int)oa->ld, cnn_ptr(b) + offb, (int)ob->ld, 0.0f,
-                        po + bi * m * n, (int)n);
+            cnn_sgemm(oa->trans, ob->trans, m, n, k, 1.0f, cnn_ptr(a) + offa, oa->ld, cnn_ptr(b) + offb, ob->ld,
+                      0.0f, po + bi * m * n, n);
         }
         for (int i = bd - 1; i >= 0; i--) {
             if (++idx[i] < out->shape[i]) break;
@@ -193,8 +190,7 @@ static cnn_status linear_backward(cnn_node *node, cnn_tensor *g, cnn_tensor **gi
         cnn_tensor *gx = cnn_alloc(2, (int64_t[]){n, in});
         if (!gx) st = cnn_last_status();
         else {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)in, (int)out, 1.0f, gp,
-                        (int)out, wp, (int)in, 0.0f, cnn_ptr(gx), (int)in);
+            cnn_sgemm(false, false, n, in, out, 1.0f, gp, out, wp, in, 0.0f, cnn_ptr(gx), in);
             gi[0] = cnn_reshape(gx, node->inputs[0]->ndim, node->inputs[0]->shape);
             cnn_release(gx);
             if (!gi[0]) st = cnn_last_status();
@@ -204,8 +200,7 @@ static cnn_status linear_backward(cnn_node *node, cnn_tensor *g, cnn_tensor **gi
         gi[1] = cnn_alloc(2, (int64_t[]){out, in});
         if (!gi[1]) st = cnn_last_status();
         else
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)out, (int)in, (int)n, 1.0f, gp,
-                        (int)out, cnn_ptr(x), (int)in, 0.0f, cnn_ptr(gi[1]), (int)in);
+            cnn_sgemm(true, false, out, in, n, 1.0f, gp, out, cnn_ptr(x), in, 0.0f, cnn_ptr(gi[1]), in);
     }
     if (st == CNN_OK && node->needs_grad[2]) { /* gb (out) = column sums of g */
         gi[2] = cnn_zeros(1, (int64_t[]){out});
@@ -260,8 +255,7 @@ cnn_tensor *cnn_linear(cnn_tensor *x, cnn_tensor *weight, cnn_tensor *bias) {
         cnn_release(btmp);
     }
     if (n > 0 && out_f > 0 && in_f > 0)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)out_f, (int)in_f, 1.0f,
-                    cnn_ptr(x2), (int)in_f, wp, (int)in_f, bias ? 1.0f : 0.0f, yp, (int)out_f);
+        cnn_sgemm(false, true, n, out_f, in_f, 1.0f, cnn_ptr(x2), in_f, wp, in_f, bias ? 1.0f : 0.0f, yp, out_f);
     else if (!bias)
         memset(yp, 0, (size_t)cnn_numel(y) * sizeof(float));
     cnn_release(wtmp);

@@ -7,6 +7,10 @@
  * size clipped to the padded input (count_include_pad) or by the number of real pixels in it. */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
 
 #include "spatial.h"
 
@@ -95,26 +99,193 @@ static bool pool_plan_make(const char *op, const cnn_tensor *input, const cnn_po
 }
 
 /* ---- max pooling ------------------------------------------------------------------------------ */
-static void max_pool_plane(const pool_plan *p, const float *in, float *out, int32_t *argmax) {
-    for (int64_t oy = 0; oy < p->oH; oy++) {
-        const int64_t y0 = oy * p->sh - p->ph;
-        const tap_range ty = taps_inside(y0, p->kh, p->dh, p->H);
-        for (int64_t ox = 0; ox < p->oW; ox++) {
-            const int64_t x0 = ox * p->sw - p->pw;
-            const tap_range tx = taps_inside(x0, p->kw, p->dw, p->W);
-            float best = -INFINITY;
-            int64_t best_at = -1;
-            for (int64_t i = ty.lo; i < ty.hi; i++) {
-                const int64_t row = (y0 + i * p->dh) * p->W;
-                for (int64_t j = tx.lo; j < tx.hi; j++) {
-                    const int64_t at = row + x0 + j * p->dw;
-                    const float v = in[at];
-                    if (v > best || isnan(v)) best = v, best_at = at;
-                }
-            }
-            out[oy * p->oW + ox] = best;
-            if (argmax) argmax[oy * p->oW + ox] = (int32_t)best_at;
+/* The winner of one window, taps in row-major order: a larger value wins, ties go to the first, and a
+ * NaN wins over everything (the last NaN over earlier ones), as PyTorch. */
+static inline void max_take(float v, int32_t at, float *best, int32_t *best_at) {
+    if (v > *best || isnan(v)) *best = v, *best_at = at;
+}
+
+/* Outputs whose window lies wholly inside the input and is not dilated: [lo, hi) per axis. */
+typedef struct interior {
+    int64_t y_lo, y_hi, x_lo, x_hi;
+} interior;
+
+static interior interior_of(const pool_plan *p) {
+    interior r = {0, 0, 0, 0};
+    if (p->dh != 1 || p->dw != 1) return r;
+    r.y_lo = (p->ph + p->sh - 1) / p->sh;
+    r.x_lo = (p->pw + p->sw - 1) / p->sw;
+    // last output o with o*s - pad + k <= size
+    r.y_hi = p->H + p->ph - p->kh < 0 ? 0 : (p->H + p->ph - p->kh) / p->sh + 1;
+    r.x_hi = p->W + p->pw - p->kw < 0 ? 0 : (p->W + p->pw - p->kw) / p->sw + 1;
+    if (r.y_hi > p->oH) r.y_hi = p->oH;
+    if (r.x_hi > p->oW) r.x_hi = p->oW;
+    if (r.y_hi < r.y_lo) r.y_hi = r.y_lo;
+    if (r.x_hi < r.x_lo) r.x_hi = r.x_lo;
+    return r;
+}
+
+/* One output whose window may reach into the padding. */
+static void max_pool_edge(const pool_plan *p, const float *in, float *out, int32_t *argmax, int64_t oy,
+                          int64_t ox) {
+    const int64_t y0 = oy * p->sh - p->ph, x0 = ox * p->sw - p->pw;
+    const tap_range ty = taps_inside(y0, p->kh, p->dh, p->H), tx = taps_inside(x0, p->kw, p->dw, p->W);
+    float best = -INFINITY;
+    int32_t best_at = -1;
+    for (int64_t i = ty.lo; i < ty.hi; i++) {
+        const int64_t row = (y0 + i * p->dh) * p->W;
+        for (int64_t j = tx.lo; j < tx.hi; j++) max_take(in[row + x0 + j * p->dw], (int32_t)(row + x0 + j * p->dw), &best, &best_at);
+    }
+    out[oy * p->oW + ox] = best;
+    if (argmax) argmax[oy * p->oW + ox] = best_at;
+}
+
+/* Output row oy over [x_lo, x_hi) for the 2x2 stride-2 window, the common case. With AVX-512, 16
+ * outputs at a time: the even and odd columns of both source rows are separated with two-register
+ * permutes and the four taps compared in order (a masked tail covers the last < 16). */
+static void max_pool_row_2x2(const pool_plan *p, const float *in, float *out, int32_t *argmax, int64_t oy,
+                             int64_t x_lo, int64_t x_hi) {
+    const int64_t W = p->W, y0 = oy * 2 - p->ph;
+    const float *r0 = in + y0 * W, *r1 = r0 + W;
+    float *o = out + oy * p->oW;
+    int32_t *a = argmax ? argmax + oy * p->oW : NULL;
+    int64_t ox = x_lo;
+#ifdef __AVX512F__
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    const __m512i lane2 = _mm512_add_epi32(even, _mm512_set1_epi32((int32_t)(y0 * W - p->pw)));
+    for (; ox < x_hi; ox += 16) {
+        const int64_t n = x_hi - ox < 16 ? x_hi - ox : 16, x0 = ox * 2 - p->pw;
+        const __mmask16 out_mask = (__mmask16)((1u << n) - 1);
+        const __mmask16 lo_mask = (__mmask16)(2 * n >= 16 ? 0xffffu : (1u << (2 * n)) - 1);
+        const __mmask16 hi_mask = (__mmask16)(2 * n > 16 ? (1u << (2 * n - 16)) - 1 : 0);
+        const __m512 a_lo = _mm512_maskz_loadu_ps(lo_mask, r0 + x0), a_hi = _mm512_maskz_loadu_ps(hi_mask, r0 + x0 + 16);
+        const __m512 b_lo = _mm512_maskz_loadu_ps(lo_mask, r1 + x0), b_hi = _mm512_maskz_loadu_ps(hi_mask, r1 + x0 + 16);
+        const __m512 taps[4] = {_mm512_permutex2var_ps(a_lo, even, a_hi), _mm512_permutex2var_ps(a_lo, odd, a_hi),
+                                _mm512_permutex2var_ps(b_lo, even, b_hi), _mm512_permutex2var_ps(b_lo, odd, b_hi)};
+        __m512 best = taps[0];
+        __m512i at = _mm512_add_epi32(lane2, _mm512_set1_epi32((int32_t)(2 * ox)));
+        __m512i best_at = at;
+        const int32_t offsets[4] = {0, 1, (int32_t)W, (int32_t)W + 1};
+        for (int t = 1; t < 4; t++) {
+            const __mmask16 take = _mm512_cmp_ps_mask(taps[t], best, _CMP_GT_OQ) |
+                                   _mm512_cmp_ps_mask(taps[t], taps[t], _CMP_UNORD_Q);
+            best = _mm512_mask_mov_ps(best, take, taps[t]);
+            best_at = _mm512_mask_mov_epi32(best_at, take, _mm512_add_epi32(at, _mm512_set1_epi32(offsets[t])));
         }
+        _mm512_mask_storeu_ps(o + ox, out_mask, best);
+        if (a) _mm512_mask_storeu_epi32(a + ox, out_mask, best_at);
+    }
+#endif
+    for (; ox < x_hi; ox++) {
+        const int64_t x0 = ox * 2 - p->pw;
+        float best = r0[x0];
+        int32_t at = (int32_t)(y0 * W + x0);
+        max_take(r0[x0 + 1], (int32_t)(y0 * W + x0 + 1), &best, &at);
+        max_take(r1[x0], (int32_t)((y0 + 1) * W + x0), &best, &at);
+        max_take(r1[x0 + 1], (int32_t)((y0 + 1) * W + x0 + 1), &best, &at);
+        o[ox] = best;
+        if (a) a[ox] = at;
+    }
+}
+
+/* Output row oy over [x_lo, x_hi), any undilated window wholly inside the input. */
+static void max_pool_row_inside(const pool_plan *p, const float *in, float *out, int32_t *argmax, int64_t oy,
+                                int64_t x_lo, int64_t x_hi) {
+    const int64_t W = p->W, y0 = oy * p->sh - p->ph;
+    for (int64_t ox = x_lo; ox < x_hi; ox++) {
+        const int64_t x0 = ox * p->sw - p->pw;
+        float best = -INFINITY;
+        int32_t best_at = -1;
+        for (int64_t i = 0; i < p->kh; i++) {
+            const float *row = in + (y0 + i) * W + x0;
+            for (int64_t j = 0; j < p->kw; j++) max_take(row[j], (int32_t)((y0 + i) * W + x0 + j), &best, &best_at);
+        }
+        out[oy * p->oW + ox] = best;
+        if (argmax) argmax[oy * p->oW + ox] = best_at;
+    }
+}
+
+#ifdef __AVX512F__
+/* Outputs [x_lo, x_hi) of row oy for an undilated window with a column stride of 1 or 2 (ResNet's 3x3
+ * stride-2 pooling), 16 at a time: each tap one (stride 1) or two (stride 2, evens picked by a
+ * permute) unaligned loads, compared in the scalar code's order. The values come from `src`, a plane
+ * of row pitch `pitch` whose (0, 0) is the input's (-pad_top, -pad_left) when `padded` (a copy with
+ * -inf borders, so that windows may overlap the padding), else the input itself (windows inside
+ * it); argmax positions are the input's either way. */
+static void max_pool_row_vector(const pool_plan *p, const float *src, int64_t pitch, bool padded, float *out,
+                                int32_t *argmax, int64_t oy, int64_t x_lo, int64_t x_hi) {
+    const int64_t sw = p->sw, y0 = oy * p->sh - p->ph;
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i even = _mm512_add_epi32(lane, lane);
+    for (int64_t ox = x_lo; ox < x_hi; ox += 16) {
+        const int64_t n = x_hi - ox < 16 ? x_hi - ox : 16, x0 = ox * sw - p->pw;
+        const __mmask16 out_mask = (__mmask16)((1u << n) - 1);
+        const __mmask16 lo_mask = sw == 1 ? out_mask : (__mmask16)(2 * n - 1 >= 16 ? 0xffff : (1u << (2 * n - 1)) - 1);
+        const __mmask16 hi_mask = (__mmask16)(sw == 2 && 2 * n - 1 > 16 ? (1u << (2 * n - 1 - 16)) - 1 : 0);
+        __m512 best = _mm512_set1_ps(-INFINITY);
+        __m512i best_at = _mm512_set1_epi32(-1);
+        for (int64_t i = 0; i < p->kh; i++)
+            for (int64_t j = 0; j < p->kw; j++) {
+                const int64_t first = (y0 + i) * p->W + x0 + j; // input position of lane 0's tap
+                const float *at = padded ? src + (y0 + i + p->ph) * pitch + x0 + j + p->pw : src + first;
+                __m512 v = _mm512_maskz_loadu_ps(lo_mask, at);
+                if (sw == 2) v = _mm512_permutex2var_ps(v, even, _mm512_maskz_loadu_ps(hi_mask, at + 16));
+                const __mmask16 take = _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+                best = _mm512_mask_mov_ps(best, take, v);
+                if (argmax)
+                    best_at = _mm512_mask_mov_epi32(best_at, take,
+                                                    _mm512_add_epi32(_mm512_set1_epi32((int32_t)first), sw == 2 ? even : lane));
+            }
+        _mm512_mask_storeu_ps(out + oy * p->oW + ox, out_mask, best);
+        if (argmax) _mm512_mask_storeu_epi32(argmax + oy * p->oW + ox, out_mask, best_at);
+    }
+}
+
+/* Rows and columns of the -inf-bordered copy a padded plane needs: everything the windows reach. */
+static int64_t padded_rows(const pool_plan *p) { return (p->oH - 1) * p->sh + p->kh; }
+static int64_t padded_cols(const pool_plan *p) { return (p->oW - 1) * p->sw + p->kw + 16; }
+
+static bool vector_pooling(const pool_plan *p) { return p->dh == 1 && p->dw == 1 && (p->sw == 1 || p->sw == 2); }
+
+/* The whole plane through the vector rows, from a copy with -inf where the windows overlap padding. */
+static void max_pool_plane_padded(const pool_plan *p, const float *in, float *out, int32_t *argmax, float *copy) {
+    const int64_t rows = padded_rows(p), cols = padded_cols(p);
+    const int64_t x_hi = p->pw + p->W < cols ? p->pw + p->W : cols; // columns [pw, x_hi) come from the input
+    for (int64_t r = 0; r < rows; r++) {
+        const int64_t y = r - p->ph;
+        float *row = copy + r * cols;
+        if (y < 0 || y >= p->H) {
+            for (int64_t c = 0; c < cols; c++) row[c] = -INFINITY;
+            continue;
+        }
+        for (int64_t c = 0; c < p->pw; c++) row[c] = -INFINITY;
+        memcpy(row + p->pw, in + y * p->W, (size_t)(x_hi - p->pw) * sizeof(float));
+        for (int64_t c = x_hi; c < cols; c++) row[c] = -INFINITY;
+    }
+    for (int64_t oy = 0; oy < p->oH; oy++) max_pool_row_vector(p, copy, cols, true, out, argmax, oy, 0, p->oW);
+}
+#endif
+
+static void max_pool_plane(const pool_plan *p, const float *in, float *out, int32_t *argmax) {
+    const interior r = interior_of(p);
+    const bool two_by_two = p->kh == 2 && p->kw == 2 && p->sh == 2 && p->sw == 2;
+#ifdef __AVX512F__
+    const bool vector = vector_pooling(p);
+#endif
+    for (int64_t oy = 0; oy < p->oH; oy++) {
+        const bool inside = oy >= r.y_lo && oy < r.y_hi;
+        const int64_t x_lo = inside ? r.x_lo : p->oW, x_hi = inside ? r.x_hi : p->oW;
+        for (int64_t ox = 0; ox < x_lo; ox++) max_pool_edge(p, in, out, argmax, oy, ox);
+        if (two_by_two)
+            max_pool_row_2x2(p, in, out, argmax, oy, x_lo, x_hi);
+#ifdef __AVX512F__
+        else if (vector)
+            max_pool_row_vector(p, in, p->W, false, out, argmax, oy, x_lo, x_hi);
+#endif
+        else
+            max_pool_row_inside(p, in, out, argmax, oy, x_lo, x_hi);
+        for (int64_t ox = x_hi; ox < p->oW; ox++) max_pool_edge(p, in, out, argmax, oy, ox);
     }
 }
 
@@ -153,6 +324,30 @@ cnn_tensor *cnn_max_pool2d(cnn_tensor *input, const cnn_pool2d_options *options)
         return cnn_fail_null(CNN_ERR_MEMORY, "max_pool2d: out of memory (input %s)", cnn_shape_str(input));
     }
     const int64_t plane_in = p.H * p.W, plane_out = p.oH * p.oW;
+#ifdef __AVX512F__
+    // with padding, every window is done by the vector rows on a -inf-bordered copy of its plane
+    if ((p.ph > 0 || p.pw > 0) && vector_pooling(&p)) {
+        const int64_t copy_floats = padded_rows(&p) * padded_cols(&p);
+        bool failed = false;
+#pragma omp parallel if (p.planes * plane_out * p.kh * p.kw > CNN_SPATIAL_PARALLEL_MIN)
+        {
+            float *copy = malloc((size_t)copy_floats * sizeof(float));
+            if (!copy) failed = true;
+#pragma omp for schedule(static)
+            for (int64_t c = 0; c < p.planes; c++)
+                if (copy)
+                    max_pool_plane_padded(&p, io.src + c * plane_in, io.dst + c * plane_out,
+                                          argmax ? argmax + c * plane_out : NULL, copy);
+            free(copy);
+        }
+        if (failed) {
+            free(argmax);
+            cnn_spatial_io_abort(&io);
+            return cnn_fail_null(CNN_ERR_MEMORY, "max_pool2d: out of memory (input %s)", cnn_shape_str(input));
+        }
+        return cnn_spatial_forward_end(&io, input, "max_pool2d", max_pool2d_backward, NULL, 0, argmax);
+    }
+#endif
 #pragma omp parallel for if (p.planes * plane_out * p.kh * p.kw > CNN_SPATIAL_PARALLEL_MIN) schedule(static)
     for (int64_t c = 0; c < p.planes; c++)
         max_pool_plane(&p, io.src + c * plane_in, io.dst + c * plane_out,

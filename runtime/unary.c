@@ -1,8 +1,14 @@
 /* Unary elementwise ops (and the parameterised activations) with fused derivative kernels:
- * backward computes grad_in = grad_out * f'(x) in one pass from the saved input and output. */
+ * backward computes grad_in = grad_out * f'(x) in one pass from the saved input and output.
+ * Large tensors are split over the threads (the loops are memory-bound: a second core adds its
+ * share of bandwidth); ReLU, the hot one, has branch-free loops of its own. */
 #include <math.h>
 
+#include "blas_threads.h"
 #include "internal.h"
+
+/* Elements below which a loop stays on one thread: about 20 microseconds of streaming. */
+enum { PARALLEL_MIN_ELEMENTS = 1 << 16 };
 
 static const char *const unary_names[] = {
     "neg", "exp", "log", "sqrt", "abs", "relu", "sigmoid", "tanh", "sin", "cos", "square",
@@ -93,10 +99,13 @@ static cnn_status unary_backward(cnn_node *node, cnn_tensor *g, cnn_tensor **gi)
     }
     const float *xp = cnn_ptr(x), *yp = cnn_ptr(y);
     float *op = cnn_ptr(out);
-    int64_t n = cnn_numel(x);
-    if (u.op == CNN_RELU) { /* the hot one gets its own branch-free loop */
+    const int64_t n = cnn_numel(x);
+    const int threads = cnn_threads_for(n, PARALLEL_MIN_ELEMENTS);
+    if (u.op == CNN_RELU) {
+#pragma omp parallel for simd num_threads(threads) schedule(static)
         for (int64_t i = 0; i < n; i++) op[i] = xp[i] > 0 ? gp[i] : 0.0f;
     } else {
+#pragma omp parallel for num_threads(threads) schedule(static)
         for (int64_t i = 0; i < n; i++) op[i] = gp[i] * derivative(&u, xp[i], yp[i]);
     }
     cnn_release(gtmp);
@@ -114,10 +123,13 @@ static cnn_tensor *unary_apply(cnn_tensor *a, unary_params u) {
     }
     const float *xp = cnn_ptr(x);
     float *yp = cnn_ptr(out);
-    int64_t n = cnn_numel(x);
+    const int64_t n = cnn_numel(x);
+    const int threads = cnn_threads_for(n, PARALLEL_MIN_ELEMENTS);
     if (u.op == CNN_RELU) {
+#pragma omp parallel for simd num_threads(threads) schedule(static)
         for (int64_t i = 0; i < n; i++) yp[i] = xp[i] > 0 ? xp[i] : 0.0f;
     } else {
+#pragma omp parallel for num_threads(threads) schedule(static)
         for (int64_t i = 0; i < n; i++) yp[i] = forward1(&u, xp[i]);
     }
     bool failed;

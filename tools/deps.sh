@@ -1,10 +1,13 @@
 #!/bin/sh
 # Installs the Debian packages cnnlua needs to build, test and train, when any is missing.
 # As root it runs apt-get itself; otherwise it prints the command to run.
+#   sh tools/deps.sh          what building, testing and training need
+#   sh tools/deps.sh bench    that and PyTorch, the reference of the benchmark (make bench)
 set -e
 PACKAGES="build-essential pkg-config lua5.4 liblua5.4-dev libopenblas-dev libstb-dev libcjson-dev
 zlib1g-dev libreadline-dev lua-busted lua-argparse luajit python3 python3-numpy dataset-fashion-mnist
 openmpi-bin libopenmpi-dev"
+[ "$1" = bench ] && PACKAGES="$PACKAGES python3-torch"
 
 missing=""
 for p in $PACKAGES; do
