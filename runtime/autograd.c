@@ -166,18 +166,30 @@ static cnn_status topo_sort(cnn_node *root, node_list *order) {
     return CNN_OK;
 }
 
-/* acc += g, where acc may be NULL (then it becomes a contiguous copy of g shaped like `like`). */
-static cnn_status accumulate(cnn_tensor **acc, cnn_tensor *g, const cnn_tensor *like,
+/* acc += *gp. When acc is still empty the gradient itself becomes the accumulator if nothing else
+ * can see it (the only reference to a tensor that owns its whole contiguous storage); otherwise it is
+ * copied, since adding into it later would change a tensor someone else holds. A moved gradient
+ * leaves *gp NULL. */
+static bool exclusively_owned(const cnn_tensor *g) {
+    return atomic_load(&g->refcount) == 1 && atomic_load(&g->storage->refcount) == 1 && g->offset == 0 &&
+           cnn_is_contiguous(g) && cnn_numel(g) == g->storage->numel && !g->grad_fn;
+}
+
+static cnn_status accumulate(cnn_tensor **acc, cnn_tensor **gp, const cnn_tensor *like,
                              const char *from) {
+    cnn_tensor *g = *gp;
     if (!cnn_same_shape(g, like))
         return cnn_fail(CNN_ERR_SHAPE,
                         "backward: op '%s' produced a gradient of shape %s for an input of shape %s",
                         from, cnn_shape_str(g), cnn_shape_str(like));
-    if (!*acc) {
-        *acc = cnn_clone(g);
-        return *acc ? CNN_OK : cnn_last_status();
+    if (*acc) return cnn_add_(*acc, g, 1.0f);
+    if (exclusively_owned(g)) {
+        *acc = g;
+        *gp = NULL;
+        return CNN_OK;
     }
-    return cnn_add_(*acc, g, 1.0f);
+    *acc = cnn_clone(g);
+    return *acc ? CNN_OK : cnn_last_status();
 }
 
 static cnn_status run_node(cnn_node *n) {
@@ -195,8 +207,8 @@ static cnn_status run_node(cnn_node *n) {
     for (int i = 0; i < n->n_inputs && st == CNN_OK; i++) {
         cnn_tensor *in = n->inputs[i];
         if (!in || !n->needs_grad[i] || !grads[i]) continue;
-        if (in->grad_fn) st = accumulate(&in->grad_fn->grad_accum, grads[i], in, n->name);
-        else if (in->requires_grad) st = accumulate(&in->grad, grads[i], in, n->name);
+        if (in->grad_fn) st = accumulate(&in->grad_fn->grad_accum, &grads[i], in, n->name);
+        else if (in->requires_grad) st = accumulate(&in->grad, &grads[i], in, n->name);
     }
     for (int i = 0; i < n->n_inputs; i++) cnn_release(grads[i]);
     return st;
@@ -226,7 +238,7 @@ cnn_status cnn_backward(cnn_tensor *root, cnn_tensor *grad, int retain_graph) {
     cnn_set_grad_enabled(0);
     cnn_status st = CNN_OK;
     if (!root->grad_fn) { /* backward on a leaf: d root / d root */
-        st = accumulate(&root->grad, seed, root, "leaf");
+        st = accumulate(&root->grad, &seed, root, "leaf");
         cnn_release(seed);
         cnn_set_grad_enabled(was_enabled);
         return st;
