@@ -54,6 +54,24 @@ unsigned char *harness_read_bytes(const char *path, size_t *n) {
     return data;
 }
 
+float *read_all(const cnn_tensor *t) {
+    float *out = malloc((size_t)(cnn_numel(t) + 1) * sizeof(float));
+    if (out && cnn_read(t, out) != CNN_OK) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
+double max_rel_diff(const float *a, const double *b, long long n) {
+    double worst = 0;
+    for (long long i = 0; i < n; i++) {
+        const double d = fabs(a[i] - b[i]) / (fabs(b[i]) > 1 ? fabs(b[i]) : 1);
+        if (d > worst || isnan(d)) worst = isnan(d) ? INFINITY : d;
+    }
+    return worst;
+}
+
 int main(int argc, char **argv) {
     const char *filter = argc > 1 ? argv[1] : NULL;
     int passed = 0, failed = 0;

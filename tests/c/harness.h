@@ -13,6 +13,11 @@ typedef void (*test_fn)(void);
  * later checks report them); read_bytes returns a malloc'd buffer (free it) or NULL. */
 void harness_write_bytes(const char *path, const void *data, size_t n);
 unsigned char *harness_read_bytes(const char *path, size_t *n);
+/* A tensor's elements in row-major order (malloc'd; free them) or NULL. */
+struct cnn_tensor;
+float *read_all(const struct cnn_tensor *t);
+/* Largest |a - b| relative to max(1, |b|) over n values (infinity when a NaN appears). */
+double max_rel_diff(const float *a, const double *b, long long n);
 void harness_register(const char *name, const char *file, test_fn fn);
 void harness_fail(const char *file, int line, const char *fmt, ...);
 extern int harness_current_failed;

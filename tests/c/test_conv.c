@@ -21,25 +21,6 @@ static cnn_tensor *tensor4(int64_t a, int64_t b, int64_t c, int64_t d, const flo
 
 static cnn_tensor *vector_randn(int64_t n) { return cnn_randn(1, &n); }
 
-static float *read_all(const cnn_tensor *t) {
-    float *out = malloc((size_t)(cnn_numel(t) + 1) * sizeof(float));
-    if (out && cnn_read(t, out) != CNN_OK) {
-        free(out);
-        return NULL;
-    }
-    return out;
-}
-
-/* Largest |a - b| relative to max(1, |b|) over n values. */
-static double max_rel_diff(const float *a, const double *b, int64_t n) {
-    double worst = 0;
-    for (int64_t i = 0; i < n; i++) {
-        const double d = fabs(a[i] - b[i]) / (fabs(b[i]) > 1 ? fabs(b[i]) : 1);
-        if (d > worst || isnan(d)) worst = isnan(d) ? INFINITY : d;
-    }
-    return worst;
-}
-
 static int error_contains(const char *needle) { return strstr(cnn_last_error(), needle) != NULL; }
 
 /* ---- im2col / col2im -------------------------------------------------------------------------- */

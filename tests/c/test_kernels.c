@@ -12,25 +12,6 @@
 
 /* ---- scaffolding -------------------------------------------------------------------------------- */
 
-static float *read_all(const cnn_tensor *t) {
-    float *out = malloc((size_t)(cnn_numel(t) + 1) * sizeof(float));
-    if (out && cnn_read(t, out) != CNN_OK) {
-        free(out);
-        return NULL;
-    }
-    return out;
-}
-
-/* Largest |a - b| relative to max(1, |b|). */
-static double max_rel_diff(const float *a, const double *b, int64_t n) {
-    double worst = 0;
-    for (int64_t i = 0; i < n; i++) {
-        const double d = fabs(a[i] - b[i]) / (fabs(b[i]) > 1 ? fabs(b[i]) : 1);
-        if (d > worst || isnan(d)) worst = isnan(d) ? INFINITY : d;
-    }
-    return worst;
-}
-
 /* ---- the register block ------------------------------------------------------------------------- */
 
 TEST(gemm_kernel_matches_loops_for_partial_blocks_and_accumulation) {
