@@ -3,6 +3,7 @@
 --   cnnlua scripts/train.lua                      (or: make train)
 --   cnnlua scripts/train.lua --epochs 10 --optimizer sgd --lr 0.05 --out runs/sgd
 --   cnnlua scripts/train.lua --resume             (continues runs/fashion_mnist after Ctrl-C)
+--   mpirun -np 2 cnnlua scripts/train.lua --distributed   (data-parallel over MPI ranks)
 --
 -- The network: two stages of two 3x3 convolutions (batch norm, ReLU) each ending in 2x2 max
 -- pooling, then dropout, a dense layer of 128 and the 10 class scores. Inputs are normalised with
@@ -39,6 +40,8 @@ parser:option("--limit", "Train on the first N training images only (for quick t
 parser:option("--augment", "Augmentation of training batches: none, light (crop with padding 2 and "
   .. "horizontal flips) or keras (small rotations, shifts, zoom and flips).", "none"):choices {"none", "light", "keras"}
 parser:option("--workers", "Threads that prepare and augment batches ahead of training.", "0"):convert(tonumber)
+parser:flag("--distributed", "Data-parallel training over the ranks of mpirun: each rank takes a slice of "
+            .. "every batch and gradients are averaged; rank 0 prints and writes --out.")
 parser:option("--progress", "Progress display: bar, line or none (default: a bar on a terminal).")
   :choices {"bar", "line", "none"}
 local args = parser:parse()
@@ -52,6 +55,13 @@ end
 if args.threads then cnn.set_num_threads(math.tointeger(args.threads) or parser:error("--threads must be an integer")) end
 
 cnn.manual_seed(args.seed)
+
+-- Under mpirun with --distributed only rank 0 prints and writes files.
+local rank, ranks = 0, 1
+if args.distributed then rank, ranks = require("cnn.distributed").init() end
+local function say(...)
+  if rank == 0 then print(...) end
+end
 
 -- ---- data ----------------------------------------------------------------------------------------
 
@@ -103,7 +113,7 @@ local function make_model(width)
 end
 
 local model = make_model(args.width)
-model:summary {1, 28, 28}
+if rank == 0 then model:summary {1, 28, 28} end
 
 -- ---- optimizer and schedule --------------------------------------------------------------------------
 
@@ -128,16 +138,19 @@ end
 
 -- ---- training ----------------------------------------------------------------------------------------
 
-print(string.format("training on %d images (%d batches of %d), testing on %d; %s, peak lr %g, %d threads, "
-                    .. "augmentation %s, %d loader workers", #train_set, #train_loader, args.batch_size, #test_set,
-                    args.optimizer, lr, cnn.get_num_threads(), args.augment, workers))
+say(string.format("training on %d images (%d batches of %d), testing on %d; %s, peak lr %g, %d threads, "
+                  .. "augmentation %s, %d loader workers%s", #train_set, #train_loader, args.batch_size, #test_set,
+                  args.optimizer, lr, cnn.get_num_threads(), args.augment, workers,
+                  ranks > 1 and string.format(", %d ranks", ranks) or ""))
 local timer = cnn.timer()
 local history = cnn.fit(model, train_loader, {
   epochs = args.epochs, optimizer = opt, scheduler = schedule, loss = nn.CrossEntropyLoss(), val = test_loader,
   metrics = {"accuracy"}, checkpoint = args.out, resume = args.resume, progress = args.progress,
+  distributed = args.distributed,
 })
 local seconds = timer:elapsed()
 if history.interrupted then os.exit(130) end -- fit has said where the training state is
+if rank ~= 0 then return end
 
 local result = cnn.evaluate(model, test_loader)
 print(string.format("test accuracy %.2f%%  (loss %.4f)  after %d epochs, %.0fs of training", 100 * result.accuracy,

@@ -19,6 +19,8 @@
 -- Ranks are MPI's own numbers, 0 .. size-1 (what mpirun and its environment say), not 1-based.
 -- Without mpirun every function works as the one-process case (rank 0 of 1), so the same script
 -- runs on a laptop.
+local cnn = require "cnn"
+
 local distributed = {}
 
 -- ---- the MPI module ------------------------------------------------------------------------------
@@ -67,7 +69,8 @@ end
 
 local active -- the MPI module once initialized with more than one rank
 
--- Starts MPI when running under mpirun; returns rank, size (0, 1 without mpirun).
+-- Starts MPI when running under mpirun; returns rank, size (0, 1 without mpirun). Ranks sharing a
+-- machine get at most their share of its cores as threads.
 function distributed.init()
   if active then return active.rank(), active.size() end
   local world = distributed.world_size()
@@ -79,6 +82,10 @@ function distributed.init()
   end
   mpi.init()
   active = mpi
+  -- ranks on one machine share its cores: more threads than cores would stall every barrier
+  local usable = require("cnn.sweep.process").cores()
+  local fair = math.max(1, usable // distributed.local_size())
+  if cnn.get_num_threads() > fair then cnn.set_num_threads(fair) end
   return mpi.rank(), mpi.size()
 end
 
@@ -119,23 +126,36 @@ end
 -- number of samples this rank's gradients were computed on), the average is weighted by it, which
 -- keeps an uneven last batch exact: the result is the gradient of the mean loss over all samples.
 -- Every rank must call it with the same parameters, all holding a gradient (or none of them).
+-- Returns the number of samples over all ranks (count alone without mpirun, nil without count).
 function distributed.allreduce_grads(params, count)
-  if not active then return end
+  if not active then return count end
   local grads = tensors_of(params, "grad")
   if count == nil then
     active.allreduce(grads, "mean")
-    return
+    return nil
   end
   local total = active.allreduce(count, "sum")
   local scale = count / total
   for _, g in ipairs(grads) do g:copy(g * scale) end
   active.allreduce(grads, "sum")
+  return total
 end
 
 -- The sum of a number over the ranks (counts, summed losses), or the mean with op "mean".
 function distributed.all_sum(x)
   if not active then return x end
   return active.allreduce(x, "sum")
+end
+
+-- Element-wise sums of a list of numbers over the ranks, in one message (float32: for counts and
+-- sums of per-batch losses and metrics, not for values needing double precision).
+function distributed.all_sum_list(values)
+  if not active or #values == 0 then return values end
+  local t = cnn.tensor(values)
+  active.allreduce(t, "sum")
+  local out = {}
+  for i = 1, #values do out[i] = t[i] end
+  return out
 end
 
 function distributed.all_mean(x)
@@ -203,6 +223,36 @@ function Sharded:iter(e, skip)
         local first, count = distributed.slice(n, rank, size)
         return x:narrow(1, first, count), y ~= nil and y:narrow(1, first, count) or nil
       end
+    end
+  end
+end
+
+-- Whole batches dealt out in turn: rank r takes batches r+1, r+1+size, ... (for evaluation, where
+-- no gradient is averaged and every sample counts once, however small the last batch).
+local Dealt = {}
+Dealt.__index = function(self, key)
+  local own = rawget(Dealt, key)
+  if own ~= nil then return own end
+  return self.loader[key]
+end
+
+function distributed.deal_batches(loader, rank, size)
+  rank, size = rank or distributed.rank(), size or distributed.size()
+  if type(loader) ~= "table" or type(loader.iter) ~= "function" then
+    error("distributed.deal_batches: expected a cnn.data loader, got a " .. type(loader), 2)
+  end
+  return setmetatable({loader = loader, rank = rank, size = size}, Dealt)
+end
+
+function Dealt:iter(e)
+  local batches = self.loader:iter(e)
+  local rank, size, b = self.rank, self.size, 0
+  return function()
+    while true do
+      local x, y = batches()
+      if x == nil then return nil end
+      b = b + 1
+      if (b - 1) % size == rank then return x, y end
     end
   end
 end

@@ -32,6 +32,14 @@
 --   verbose=true, progress="bar"|"line"|"none" (default: a bar on a terminal, else one line per epoch),
 --   output=io.stdout (where progress goes: anything with write and flush methods)
 --   lr, batch_size, seed  used when fit makes the optimizer, or a loader from a dataset
+--   distributed=true    data-parallel training under mpirun (cnn.distributed): every rank starts
+--                       from rank 0's weights, takes its slice of every global batch of the loader
+--                       and averages gradients before each step, so the run follows one process
+--                       training with the same global batch (batch norm statistics are per rank, as
+--                       in PyTorch's DDP). Validation batches are dealt out over the ranks; losses
+--                       and metrics are summed over all ranks. Only rank 0 prints and writes the
+--                       checkpoint directory, which every rank reads to resume (a shared directory
+--                       across machines). Without mpirun it is ordinary training.
 --
 -- fit returns the history: {loss={...}, accuracy={...}, val_loss={...}, val_accuracy={...}, lr={...},
 -- epoch_time={...}}, one value per epoch (resumed runs include the epochs before the resume), plus
@@ -68,7 +76,8 @@ end
 local known_options = {}
 for _, k in ipairs {"epochs", "optimizer", "loss", "metrics", "val", "scheduler", "scheduler_interval",
                     "clip_grad_norm", "checkpoint", "monitor", "mode", "resume", "early_stopping",
-                    "callbacks", "verbose", "progress", "lr", "batch_size", "seed", "output"} do
+                    "callbacks", "verbose", "progress", "lr", "batch_size", "seed", "output",
+                    "distributed"} do
   known_options[k] = true
 end
 
@@ -138,8 +147,25 @@ end
 
 -- ---- evaluation -------------------------------------------------------------------------------------
 
--- Mean loss and metrics of model over loader, in eval mode and without gradients.
-local function run_evaluation(model, loader, loss_fn, metrics)
+-- The sums of an epoch as a list (loss first, then the metrics in order, then the sample count),
+-- which is what travels between ranks; and the means they give.
+local function sums_list(sums, metrics, count)
+  local list = {sums.loss}
+  for _, m in ipairs(metrics) do list[#list + 1] = sums[m.name] end
+  list[#list + 1] = count
+  return list
+end
+
+local function means_of(list, metrics)
+  local count = list[#list]
+  local logs = {loss = count > 0 and list[1] / count or 0 / 0}
+  for i, m in ipairs(metrics) do logs[m.name] = count > 0 and list[i + 1] / count or 0 / 0 end
+  return logs, count
+end
+
+-- Mean loss and metrics of model over loader, in eval mode and without gradients. reduce, when
+-- given, sums the per-process sums over the ranks of a distributed run.
+local function run_evaluation(model, loader, loss_fn, metrics, reduce)
   local modes = save_modes(model)
   model:eval()
   local ok, result = pcall(cnn.no_grad, function()
@@ -152,9 +178,9 @@ local function run_evaluation(model, loader, loss_fn, metrics)
       for _, m in ipairs(metrics) do sums[m.name] = sums[m.name] + m.fn(out, y) end
       count = count + n
     end
-    local logs = {}
-    for k, v in pairs(sums) do logs[k] = count > 0 and v / count or 0 / 0 end
-    return logs
+    local list = sums_list(sums, metrics, count)
+    if reduce then list = reduce(list) end
+    return (means_of(list, metrics))
   end)
   restore_modes(modes)
   if not ok then error(result, 0) end
@@ -322,29 +348,38 @@ local function train_epoch(s, epoch)
     local out = model(x)
     local loss = s.loss_fn(out, y)
     loss:backward()
+    local n = x:size(1)
+    local value = loss:item()
+    local metric_sums = {}
+    if #s.metrics > 0 then
+      cnn.no_grad(function()
+        for i, m in ipairs(s.metrics) do metric_sums[i] = m.fn(out, y) end
+      end)
+    end
+    if s.dist then
+      -- the global batch: its sample count, mean loss and metric sums, the same on every rank (so
+      -- a NaN stops every rank at the same batch instead of leaving the others waiting)
+      local total = s.dist.allreduce_grads(s.params, n)
+      local reduced = s.dist.all_sum_list({value * n, table.unpack(metric_sums)})
+      value, n = reduced[1] / total, total
+      metric_sums = table.move(reduced, 2, #reduced, 1, {})
+    end
+    if value ~= value then
+      fail("the loss is nan at epoch %d, batch %d (a learning rate too high? bad inputs?)", epoch, b)
+    end
     if s.clip then cnn.clip_grad_norm(s.params, s.clip) end
     lr = opt.param_groups[1].lr
     opt:step()
     s.step = s.step + 1
     if s.scheduler and s.scheduler_interval == "batch" then s.scheduler:step() end
-    local n = x:size(1)
-    local value = loss:item()
-    if value ~= value then
-      fail("the loss is nan at epoch %d, batch %d (a learning rate too high? bad inputs?)", epoch, b)
-    end
     sums.loss = sums.loss + value * n
-    if #s.metrics > 0 then
-      cnn.no_grad(function()
-        for _, m in ipairs(s.metrics) do sums[m.name] = sums[m.name] + m.fn(out, y) end
-      end)
-    end
+    for i, m in ipairs(s.metrics) do sums[m.name] = sums[m.name] + metric_sums[i] end
     count = count + n
     for k, v in pairs(sums) do running[k] = v / count end
     s.progress:batch(epoch, b, total, count, timer:elapsed(), s.train_names, running)
     notify(s.callbacks, "on_batch_end", b, {loss = value, size = n, epoch = epoch})
   end
-  local logs = {}
-  for k, v in pairs(sums) do logs[k] = count > 0 and v / count or 0 / 0 end
+  local logs = means_of(sums_list(sums, s.metrics, count), s.metrics)
   return logs, lr or opt.param_groups[1].lr, count, timer:elapsed()
 end
 
@@ -369,7 +404,8 @@ local function run_epochs(s)
     local epoch_timer = cnn.timer()
     local logs, lr, images, train_seconds = train_epoch(s, epoch)
     if s.val then
-      for k, v in pairs(run_evaluation(model, s.val, s.loss_fn, s.metrics)) do logs["val_" .. k] = v end
+      local reduce = s.dist and s.dist.all_sum_list
+      for k, v in pairs(run_evaluation(model, s.val, s.loss_fn, s.metrics, reduce)) do logs["val_" .. k] = v end
     end
     logs.lr = lr
     if s.scheduler and s.scheduler_interval == "epoch" then s.scheduler:step() end
@@ -383,7 +419,7 @@ local function run_epochs(s)
     end
     if improved(s.mode, monitored, s.best.value, 0) then
       s.best.value, s.best.epoch = monitored, epoch
-      if s.dir then
+      if s.writes then
         checkpoint.save(s.dir .. "/best.safetensors", model, {epoch = epoch, monitor = s.monitor, value = monitored})
       end
       if s.es and s.es.restore_best_weights then s.best_state = model:state_dict {copy = true} end
@@ -399,12 +435,14 @@ local function run_epochs(s)
         if s.es.wait >= s.es.patience then history.stopped = "early_stopping" end
       end
     end
-    if notify(s.callbacks, "on_epoch_end", epoch, logs) == false then history.stopped = "callback" end
+    local stop = notify(s.callbacks, "on_epoch_end", epoch, logs) == false
+    if s.dist then stop = s.dist.all_sum(stop and 1 or 0) > 0 end -- every rank stops, or none
+    if stop then history.stopped = "callback" end
 
     s.epoch = epoch
     local previous_history = s.history
     s.history = history
-    if s.dir then
+    if s.writes then
       local ok, err = pcall(function()
         checkpoint.save_training(s.dir .. "/last.safetensors", {model = model, optimizer = s.optimizer,
                                  scheduler = s.scheduler, state = fit_state(s)})
@@ -421,6 +459,34 @@ local function run_epochs(s)
                                        s.es.monitor, s.es.patience, s.es.best))
     end
   end
+end
+
+-- ---- data-parallel training -----------------------------------------------------------------------------
+
+-- Joins the ranks (when run under mpirun) and gives this rank its part of the data.
+local function start_distributed(s)
+  local dist = require "cnn.distributed"
+  dist.init()
+  if dist.size() == 1 then return nil end
+  if not cnn.data.is_loader(s.loader) then
+    fail("distributed=true needs a cnn.data loader or dataset to shard, not a %s", type(s.loader))
+  end
+  s.loader = dist.shard(s.loader)
+  if s.val ~= nil then
+    if not cnn.data.is_loader(s.val) then fail("distributed=true needs val as a cnn.data loader or dataset") end
+    s.val = dist.deal_batches(s.val)
+  end
+  return dist
+end
+
+-- After building and resuming: every rank must be at the same epoch, with rank 0's weights.
+local function align_ranks(s)
+  local dist = s.dist
+  if dist.all_sum(s.epoch) ~= s.epoch * dist.size() then
+    fail("distributed: the ranks resumed from different epochs (rank %d is after epoch %d): the checkpoint "
+         .. "directory '%s' must be one directory all ranks can read", dist.rank(), s.epoch, tostring(s.dir))
+  end
+  dist.broadcast_params(s.params)
 end
 
 function M.fit(model, train, options)
@@ -470,12 +536,16 @@ function M.fit(model, train, options)
   s.monitor = options.monitor or (s.es and s.es.monitor) or default_monitor
   s.mode = options.mode or default_mode(s.monitor)
   if s.mode ~= "min" and s.mode ~= "max" then fail("mode must be \"min\" or \"max\"") end
-  s.progress = progress_lib.new(progress_lib.mode(options.progress, options.verbose), s.epochs, options.output)
+  if options.distributed then s.dist = start_distributed(s) end
+  local progress_mode = progress_lib.mode(options.progress, options.verbose)
+  if s.dist and not s.dist.is_main() then progress_mode = "none" end
+  s.progress = progress_lib.new(progress_mode, s.epochs, options.output)
 
   if options.checkpoint ~= nil then
     if type(options.checkpoint) ~= "string" then fail("checkpoint must be a directory name") end
     s.dir = options.checkpoint
-    make_dir(s.dir)
+    s.writes = not s.dist or s.dist.is_main()
+    if s.writes then make_dir(s.dir) end
   elseif options.resume then
     fail("resume=true needs checkpoint=<directory> to resume from")
   end
@@ -497,6 +567,8 @@ function M.fit(model, train, options)
                                        s.history.stopped and " (training had stopped: " .. s.history.stopped .. ")" or ""))
     end
   end
+
+  if s.dist then align_ranks(s) end
 
   local modes = save_modes(model)
   notify(s.callbacks, "on_train_begin", {epochs = s.epochs, start_epoch = s.epoch + 1})

@@ -1,6 +1,7 @@
 #!/bin/sh
 # The MPI tests: a sweep spread over ranks (dynamic scheduling, one results file, resume, failing
-# trials) and data-parallel training (gradients and weights equal to one process), with 2 and 3
+# trials) and data-parallel training (gradients and weights equal to one process, by hand and through
+# cnn.fit{distributed=true}), with 2 and 3
 # ranks on this machine over loopback, under both stock lua5.4 and cnnlua.
 # Usage: sh tests/mpi/run.sh [BUILD]. Ends with "MPI tests: N passed, M failed".
 BUILD=${1:-build}
@@ -45,6 +46,9 @@ run() {
 
 run "data parallel, 2 ranks, lua5.4" mpi 2 lua5.4 tests/mpi/data_parallel.lua
 run "data parallel, 3 ranks, cnnlua" mpi 3 "$CNNLUA" tests/mpi/data_parallel.lua
+mkdir -p "$OUT/fit2" "$OUT/fit3"
+run "fit distributed, 2 ranks, lua5.4" mpi 2 lua5.4 tests/mpi/fit_parallel.lua "$OUT/fit2"
+run "fit distributed, 3 ranks, cnnlua" mpi 3 "$CNNLUA" tests/mpi/fit_parallel.lua "$OUT/fit3"
 
 SWEEP=tests/spec/sweep/objective.lua
 mkdir -p "$OUT/slow" "$OUT/faults"

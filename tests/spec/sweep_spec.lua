@@ -301,6 +301,31 @@ describe("cnn.distributed without mpirun", function()
     assert.are.same({whole[1], whole[2]}, pieces)
   end)
 
+  it("deals whole batches out in turn for evaluation, every sample once", function()
+    local x = cnn.arange(0, 10):view(10, 1)
+    local loader = data.loader(data.tensor_dataset(x, cnn.arange(1, 11)), {batch_size = 3})
+    local seen = {}
+    for r = 0, 2 do
+      local firsts = {}
+      for bx in dist.deal_batches(loader, r, 3):iter() do
+        firsts[#firsts + 1] = bx[1][1]
+        for _, v in ipairs(bx:view(-1):totable()) do seen[#seen + 1] = v end
+      end
+      -- batches start at 0, 3, 6, 9: rank 0 takes the 1st and 4th, rank 1 the 2nd, rank 2 the 3rd
+      assert.are.same(({{0, 9}, {3}, {6}})[r + 1], firsts)
+    end
+    table.sort(seen)
+    assert.are.same(cnn.arange(0, 10):totable(), seen)
+    assert.has_error(function() dist.deal_batches(7, 0, 2) end, "distributed.deal_batches: expected a cnn.data loader, got a number")
+  end)
+
+  it("sums lists and returns the sample count as one process", function()
+    assert.are.same({1.5, 2}, dist.all_sum_list({1.5, 2}))
+    local p = cnn.ones(2):requires_grad()
+    p:sum():backward()
+    assert.are.equal(7, dist.allreduce_grads({p}, 7))
+  end)
+
   it("splits a dataset into every size-th example", function()
     local ds = data.tensor_dataset(cnn.arange(0, 7):view(7, 1))
     assert.are.same({3, 2, 2}, {#dist.shard(ds, 0, 3), #dist.shard(ds, 1, 3), #dist.shard(ds, 2, 3)})
