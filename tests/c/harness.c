@@ -2,9 +2,11 @@
  * plain summary line "N passed, N failed". */
 #include "harness.h"
 
+#include <dirent.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cnn.h"
 
@@ -52,6 +54,43 @@ unsigned char *harness_read_bytes(const char *path, size_t *n) {
     *n = data ? fread(data, 1, (size_t)size, f) : 0;
     fclose(f);
     return data;
+}
+
+char work_dir[64];
+
+void make_work_dir(const char *tag) {
+    snprintf(work_dir, sizeof work_dir, "/tmp/cnn_test_%s.XXXXXX", tag);
+    if (!mkdtemp(work_dir)) work_dir[0] = 0;
+}
+
+const char *in_work_dir(const char *name) {
+    static char buffers[8][256];
+    static int next;
+    char *p = buffers[next++ % 8];
+    snprintf(p, sizeof buffers[0], "%s/%s", work_dir, name);
+    return p;
+}
+
+int count_work_dir(void) {
+    DIR *d = opendir(work_dir);
+    int n = 0;
+    struct dirent *entry;
+    while (d && (entry = readdir(d))) n += strcmp(entry->d_name, ".") != 0 && strcmp(entry->d_name, "..") != 0;
+    if (d) closedir(d);
+    return n;
+}
+
+void remove_work_dir(void) {
+    DIR *d = opendir(work_dir);
+    if (!d) return;
+    struct dirent *entry;
+    while ((entry = readdir(d))) {
+        if (strcmp(entry->d_name, ".") == 0 || strcmp(entry->d_name, "..") == 0) continue;
+        const char *p = in_work_dir(entry->d_name);
+        if (unlink(p) != 0) rmdir(p);
+    }
+    closedir(d);
+    rmdir(work_dir);
 }
 
 float *read_all(const cnn_tensor *t) {

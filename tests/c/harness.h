@@ -18,6 +18,15 @@ struct cnn_tensor;
 float *read_all(const struct cnn_tensor *t);
 /* Largest |a - b| relative to max(1, |b|) over n values (infinity when a NaN appears). */
 double max_rel_diff(const float *a, const double *b, long long n);
+/* One temporary directory at a time for tests that write files: make_work_dir creates
+ * /tmp/cnn_test_<tag>.XXXXXX (work_dir then holds its path, "" on failure); in_work_dir gives
+ * work_dir/name in one of 8 rotating buffers; count_work_dir counts its entries; remove_work_dir
+ * empties it (files and empty subdirectories) and removes it. */
+extern char work_dir[64];
+void make_work_dir(const char *tag);
+const char *in_work_dir(const char *name);
+int count_work_dir(void);
+void remove_work_dir(void);
 void harness_register(const char *name, const char *file, test_fn fn);
 void harness_fail(const char *file, int line, const char *fmt, ...);
 extern int harness_current_failed;

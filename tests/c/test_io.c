@@ -1,7 +1,6 @@
 /* test_io.c - safetensors checkpoints (round trips, every kind of corrupt file, atomic replacement)
  * and IDX datasets (plain and gzip, truncated and corrupt). Each test works in its own temporary
  * directory and removes it afterwards. */
-#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdint.h>
@@ -16,47 +15,6 @@
 #include "harness.h"
 
 /* ---- scaffolding -------------------------------------------------------------------------------- */
-
-static char work_dir[64];
-static char path_buf[8][256];
-static int path_next;
-
-static void make_work_dir(void) {
-    snprintf(work_dir, sizeof work_dir, "/tmp/cnn_test_io.XXXXXX");
-    if (!mkdtemp(work_dir)) work_dir[0] = 0;
-}
-
-/* Empties and removes the work directory (it holds only plain files and at most one subdirectory). */
-static void remove_work_dir(void) {
-    DIR *d = opendir(work_dir);
-    if (!d) return;
-    struct dirent *entry;
-    char p[512];
-    while ((entry = readdir(d))) {
-        if (strcmp(entry->d_name, ".") == 0 || strcmp(entry->d_name, "..") == 0) continue;
-        snprintf(p, sizeof p, "%s/%s", work_dir, entry->d_name);
-        if (unlink(p) != 0) rmdir(p);
-    }
-    closedir(d);
-    rmdir(work_dir);
-}
-
-/* work_dir/name, in one of a few rotating buffers. */
-static const char *in_dir(const char *name) {
-    char *p = path_buf[path_next++ % 8];
-    snprintf(p, 256, "%s/%s", work_dir, name);
-    return p;
-}
-
-static int count_dir_entries(void) {
-    DIR *d = opendir(work_dir);
-    int n = 0;
-    struct dirent *entry;
-    while (d && (entry = readdir(d)))
-        n += strcmp(entry->d_name, ".") != 0 && strcmp(entry->d_name, "..") != 0;
-    if (d) closedir(d);
-    return n;
-}
 
 static void put_le64(unsigned char *p, uint64_t v) {
     for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
@@ -109,8 +67,8 @@ static cnn_tensor *tensor_2x3(void) {
 /* ---- safetensors: round trips ------------------------------------------------------------------- */
 
 TEST(io_safetensors_round_trip_with_views_and_scalar) {
-    make_work_dir();
-    const char *path = in_dir("model.safetensors");
+    make_work_dir("io");
+    const char *path = in_work_dir("model.safetensors");
     cnn_tensor *base = tensor_2x3();
     cnn_tensor *transposed = cnn_transpose(base, 0, 1);  /* 3x2, not contiguous */
     cnn_tensor *column = cnn_narrow(base, 1, 1, 2);      /* 2x2, not contiguous */
@@ -147,13 +105,13 @@ TEST(io_safetensors_round_trip_with_views_and_scalar) {
     CHECK(cnn_last_status() == CNN_ERR_ARGUMENT && error_mentions("'missing'") && error_mentions(path));
     cnn_safetensors_close(f);
     for (int i = 0; i < 6; i++) cnn_release(tensors[i]);
-    CHECK(count_dir_entries() == 1); /* no temporary file left behind */
+    CHECK(count_work_dir() == 1); /* no temporary file left behind */
     remove_work_dir();
 }
 
 TEST(io_safetensors_layout_is_little_endian_f32_with_padded_header) {
-    make_work_dir();
-    const char *path = in_dir("a.safetensors");
+    make_work_dir("io");
+    const char *path = in_work_dir("a.safetensors");
     cnn_tensor *t = tensor_2x3();
     cnn_tensor *s = cnn_scalar(-1);
     const char *names[] = {"a\"quoted\\name", "b"};
@@ -191,8 +149,8 @@ TEST(io_safetensors_layout_is_little_endian_f32_with_padded_header) {
 }
 
 TEST(io_safetensors_saves_no_tensors) {
-    make_work_dir();
-    const char *path = in_dir("empty.safetensors");
+    make_work_dir("io");
+    const char *path = in_work_dir("empty.safetensors");
     REQUIRE(cnn_safetensors_save(path, 0, NULL, NULL, "{}") == CNN_OK);
     cnn_safetensors *f = cnn_safetensors_open(path);
     REQUIRE(f != NULL);
@@ -204,8 +162,8 @@ TEST(io_safetensors_saves_no_tensors) {
 /* ---- safetensors: reading other dtypes ---------------------------------------------------------- */
 
 TEST(io_safetensors_converts_every_dtype) {
-    make_work_dir();
-    const char *path = in_dir("dtypes.safetensors");
+    make_work_dir("io");
+    const char *path = in_work_dir("dtypes.safetensors");
     unsigned char data[256];
     size_t at = 0;
     /* F16: 1, -2, 0.5, smallest subnormal 2^-24, 65504, inf */
@@ -287,8 +245,8 @@ TEST(io_safetensors_converts_every_dtype) {
 /* ---- safetensors: corrupt files ----------------------------------------------------------------- */
 
 TEST(io_safetensors_rejects_truncated_files_at_every_cut) {
-    make_work_dir();
-    const char *good = in_dir("good.safetensors");
+    make_work_dir("io");
+    const char *good = in_work_dir("good.safetensors");
     cnn_tensor *t = tensor_2x3();
     const char *names[] = {"w"};
     REQUIRE(cnn_safetensors_save(good, 1, names, &t, "{\"k\":\"v\"}") == CNN_OK);
@@ -298,7 +256,7 @@ TEST(io_safetensors_rejects_truncated_files_at_every_cut) {
     size_t header = n - 8 - 24;
     const size_t cuts[] = {0, 3, 7, 8, 9, 8 + header / 2, 8 + header - 1, 8 + header, 8 + header + 1,
                            n - 4, n - 1};
-    const char *cut_path = in_dir("cut.safetensors");
+    const char *cut_path = in_work_dir("cut.safetensors");
     for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
         harness_write_bytes(cut_path, bytes, cuts[i]);
         cnn_safetensors *f = cnn_safetensors_open(cut_path);
@@ -324,8 +282,8 @@ TEST(io_safetensors_rejects_truncated_files_at_every_cut) {
 }
 
 TEST(io_safetensors_rejects_header_size_beyond_file) {
-    make_work_dir();
-    const char *path = in_dir("big_header.safetensors");
+    make_work_dir("io");
+    const char *path = in_work_dir("big_header.safetensors");
     unsigned char buf[16];
     put_le64(buf, 1000);
     memcpy(buf + 8, "{}      ", 8);
@@ -338,8 +296,8 @@ TEST(io_safetensors_rejects_header_size_beyond_file) {
 }
 
 TEST(io_safetensors_rejects_invalid_headers) {
-    make_work_dir();
-    const char *path = in_dir("bad.safetensors");
+    make_work_dir("io");
+    const char *path = in_work_dir("bad.safetensors");
     unsigned char data[600] = {0};
     static const struct {
         const char *header;
@@ -407,8 +365,8 @@ TEST(io_safetensors_rejects_invalid_headers) {
 }
 
 TEST(io_safetensors_accepts_zero_sized_tensors_and_padding) {
-    make_work_dir();
-    const char *path = in_dir("zero.safetensors");
+    make_work_dir("io");
+    const char *path = in_work_dir("zero.safetensors");
     float one = 3;
     write_safetensors_raw(path,
                           "{\"e\":{\"dtype\":\"F32\",\"shape\":[0,3],\"data_offsets\":[0,0]},"
@@ -429,8 +387,8 @@ TEST(io_safetensors_accepts_zero_sized_tensors_and_padding) {
 }
 
 TEST(io_safetensors_missing_file_is_an_io_error) {
-    make_work_dir();
-    const char *path = in_dir("nothing-here.safetensors");
+    make_work_dir("io");
+    const char *path = in_work_dir("nothing-here.safetensors");
     expect_open_failure(path, CNN_ERR_IO, strerror(ENOENT));
     expect_open_failure(work_dir, CNN_ERR_IO, "directory");
     remove_work_dir();
@@ -446,8 +404,8 @@ static void check_file_is(const char *path, const unsigned char *bytes, size_t n
 }
 
 TEST(io_safetensors_save_rejects_bad_arguments_and_keeps_the_old_file) {
-    make_work_dir();
-    const char *path = in_dir("keep.safetensors");
+    make_work_dir("io");
+    const char *path = in_work_dir("keep.safetensors");
     cnn_tensor *a = tensor_2x3();
     cnn_tensor *b = cnn_scalar(1);
     const char *names[] = {"a", "b"};
@@ -481,7 +439,7 @@ TEST(io_safetensors_save_rejects_bad_arguments_and_keeps_the_old_file) {
     CHECK(cnn_safetensors_save(path, 2, names, with_null, NULL) == CNN_ERR_ARGUMENT);
     CHECK(error_mentions("tensor 'b' is missing"));
     check_file_is(path, old, n);
-    CHECK(count_dir_entries() == 1);
+    CHECK(count_work_dir() == 1);
     free(old);
     cnn_release(a);
     cnn_release(b);
@@ -489,8 +447,8 @@ TEST(io_safetensors_save_rejects_bad_arguments_and_keeps_the_old_file) {
 }
 
 TEST(io_safetensors_failed_write_leaves_the_old_file_and_no_temporary) {
-    make_work_dir();
-    const char *path = in_dir("keep.safetensors");
+    make_work_dir("io");
+    const char *path = in_work_dir("keep.safetensors");
     cnn_tensor *small = tensor_2x3();
     const char *names[] = {"w"};
     REQUIRE(cnn_safetensors_save(path, 1, names, &small, NULL) == CNN_OK);
@@ -513,26 +471,26 @@ TEST(io_safetensors_failed_write_leaves_the_old_file_and_no_temporary) {
     CHECK(status == CNN_ERR_IO);
     CHECK(error_mentions("cannot write") && error_mentions(path));
     check_file_is(path, old, n);
-    CHECK(count_dir_entries() == 1);
+    CHECK(count_work_dir() == 1);
 
     /* A directory in the way: nothing is written anywhere. */
-    const char *dir = in_dir("subdir");
+    const char *dir = in_work_dir("subdir");
     REQUIRE(mkdir(dir, 0755) == 0);
     CHECK(cnn_safetensors_save(dir, 1, names, &small, NULL) == CNN_ERR_IO);
     CHECK(error_mentions("cannot replace") && error_mentions(dir));
     struct stat st;
     CHECK(stat(dir, &st) == 0 && S_ISDIR(st.st_mode));
-    CHECK(count_dir_entries() == 2);
+    CHECK(count_work_dir() == 2);
 
     /* A directory that does not exist, and a path through a regular file. */
-    const char *nowhere = in_dir("no/such/dir/x.safetensors");
+    const char *nowhere = in_work_dir("no/such/dir/x.safetensors");
     CHECK(cnn_safetensors_save(nowhere, 1, names, &small, NULL) == CNN_ERR_IO);
     CHECK(error_mentions("no/such/dir") && error_mentions(strerror(ENOENT)));
-    CHECK(cnn_safetensors_save(in_dir("keep.safetensors/x"), 1, names, &small, NULL) == CNN_ERR_IO);
-    CHECK(cnn_safetensors_save(in_dir("ends-with-slash/"), 1, names, &small, NULL) == CNN_ERR_IO);
+    CHECK(cnn_safetensors_save(in_work_dir("keep.safetensors/x"), 1, names, &small, NULL) == CNN_ERR_IO);
+    CHECK(cnn_safetensors_save(in_work_dir("ends-with-slash/"), 1, names, &small, NULL) == CNN_ERR_IO);
     CHECK(cnn_safetensors_save("", 1, names, &small, NULL) == CNN_ERR_ARGUMENT);
     check_file_is(path, old, n);
-    CHECK(count_dir_entries() == 2);
+    CHECK(count_work_dir() == 2);
 
     /* And a successful save still replaces it. */
     CHECK(cnn_safetensors_save(path, 1, names, &big, NULL) == CNN_OK);
@@ -572,13 +530,13 @@ static void write_gz(const char *path, const void *data, size_t n) {
 static const unsigned char images_3x2x2[12] = {0, 255, 51, 102, 1, 2, 3, 4, 250, 251, 252, 253};
 
 TEST(io_idx_loads_images_and_labels_plain_and_gzip) {
-    make_work_dir();
+    make_work_dir("io");
     unsigned char buf[256];
     const uint32_t image_dims[3] = {3, 2, 2};
     size_t n = idx_bytes(buf, 0x08, 3, image_dims, images_3x2x2, 12);
-    harness_write_bytes(in_dir("images-idx3-ubyte"), buf, n);
-    write_gz(in_dir("images-idx3-ubyte.gz"), buf, n);
-    const char *files[] = {in_dir("images-idx3-ubyte"), in_dir("images-idx3-ubyte.gz")};
+    harness_write_bytes(in_work_dir("images-idx3-ubyte"), buf, n);
+    write_gz(in_work_dir("images-idx3-ubyte.gz"), buf, n);
+    const char *files[] = {in_work_dir("images-idx3-ubyte"), in_work_dir("images-idx3-ubyte.gz")};
     for (int k = 0; k < 2; k++) {
         cnn_tensor *scaled = cnn_idx_load(files[k], 1);
         cnn_tensor *raw = cnn_idx_load(files[k], 0);
@@ -599,8 +557,8 @@ TEST(io_idx_loads_images_and_labels_plain_and_gzip) {
     const unsigned char labels[5] = {0, 9, 3, 3, 7};
     const uint32_t label_dims[1] = {5};
     n = idx_bytes(buf, 0x08, 1, label_dims, labels, 5);
-    write_gz(in_dir("labels.gz"), buf, n);
-    cnn_tensor *y = cnn_idx_load(in_dir("labels.gz"), 1); /* labels are never scaled */
+    write_gz(in_work_dir("labels.gz"), buf, n);
+    cnn_tensor *y = cnn_idx_load(in_work_dir("labels.gz"), 1); /* labels are never scaled */
     REQUIRE(y != NULL);
     CHECK(cnn_ndim(y) == 1 && cnn_size(y, 0) == 5);
     float v[5];
@@ -611,29 +569,29 @@ TEST(io_idx_loads_images_and_labels_plain_and_gzip) {
 }
 
 TEST(io_idx_reads_wider_element_types_big_endian) {
-    make_work_dir();
+    make_work_dir("io");
     unsigned char buf[256], payload[64];
     const uint32_t dims[2] = {2, 1};
     /* i16: -2, 300 */
     payload[0] = 0xff, payload[1] = 0xfe, payload[2] = 0x01, payload[3] = 0x2c;
-    harness_write_bytes(in_dir("i16"), buf, idx_bytes(buf, 0x0B, 2, dims, payload, 4));
+    harness_write_bytes(in_work_dir("i16"), buf, idx_bytes(buf, 0x0B, 2, dims, payload, 4));
     /* i32: -70000, 5 */
     put_be32(payload, (uint32_t)-70000), put_be32(payload + 4, 5);
-    harness_write_bytes(in_dir("i32"), buf, idx_bytes(buf, 0x0C, 2, dims, payload, 8));
+    harness_write_bytes(in_work_dir("i32"), buf, idx_bytes(buf, 0x0C, 2, dims, payload, 8));
     /* f32: 1.5 (0x3fc00000), -0.25 (0xbe800000) */
     put_be32(payload, 0x3fc00000), put_be32(payload + 4, 0xbe800000);
-    harness_write_bytes(in_dir("f32"), buf, idx_bytes(buf, 0x0D, 2, dims, payload, 8));
+    harness_write_bytes(in_work_dir("f32"), buf, idx_bytes(buf, 0x0D, 2, dims, payload, 8));
     /* f64: 2.5 (0x4004000000000000), -1 (0xbff0000000000000) */
     put_be32(payload, 0x40040000), put_be32(payload + 4, 0);
     put_be32(payload + 8, 0xbff00000), put_be32(payload + 12, 0);
-    harness_write_bytes(in_dir("f64"), buf, idx_bytes(buf, 0x0E, 2, dims, payload, 16));
+    harness_write_bytes(in_work_dir("f64"), buf, idx_bytes(buf, 0x0E, 2, dims, payload, 16));
     /* i8: -3, 4 */
     payload[0] = 0xfd, payload[1] = 4;
-    harness_write_bytes(in_dir("i8"), buf, idx_bytes(buf, 0x09, 2, dims, payload, 2));
+    harness_write_bytes(in_work_dir("i8"), buf, idx_bytes(buf, 0x09, 2, dims, payload, 2));
     const char *names[] = {"i16", "i32", "f32", "f64", "i8"};
     const float expected[][2] = {{-2, 300}, {-70000, 5}, {1.5f, -0.25f}, {2.5f, -1}, {-3, 4}};
     for (int k = 0; k < 5; k++) {
-        cnn_tensor *t = cnn_idx_load(in_dir(names[k]), 1);
+        cnn_tensor *t = cnn_idx_load(in_work_dir(names[k]), 1);
         if (!t) fprintf(stderr, "  %s\n", cnn_last_error());
         REQUIRE(t != NULL);
         CHECK(cnn_ndim(t) == 2 && cnn_size(t, 0) == 2 && cnn_size(t, 1) == 1);
@@ -656,65 +614,65 @@ static void expect_idx_failure(const char *path, cnn_status status, const char *
 }
 
 TEST(io_idx_reports_truncated_and_corrupt_files) {
-    make_work_dir();
+    make_work_dir("io");
     unsigned char buf[256];
     const uint32_t dims[3] = {3, 2, 2};
     size_t n = idx_bytes(buf, 0x08, 3, dims, images_3x2x2, 12);
     /* cut in the middle of the second image */
-    harness_write_bytes(in_dir("cut"), buf, n - 6);
-    expect_idx_failure(in_dir("cut"), CNN_ERR_FORMAT, "is truncated: header says 3x2x2 but data ends "
+    harness_write_bytes(in_work_dir("cut"), buf, n - 6);
+    expect_idx_failure(in_work_dir("cut"), CNN_ERR_FORMAT, "is truncated: header says 3x2x2 but data ends "
                        "after 1 images");
-    write_gz(in_dir("cut.gz"), buf, n - 6);
-    expect_idx_failure(in_dir("cut.gz"), CNN_ERR_FORMAT, "header says 3x2x2 but data ends after 1 images");
-    harness_write_bytes(in_dir("header-only"), buf, 10);
-    expect_idx_failure(in_dir("header-only"), CNN_ERR_FORMAT, "announces 3 dims but ends after 6");
-    harness_write_bytes(in_dir("tiny"), buf, 2);
-    expect_idx_failure(in_dir("tiny"), CNN_ERR_FORMAT, "fewer than the 4-byte magic number");
+    write_gz(in_work_dir("cut.gz"), buf, n - 6);
+    expect_idx_failure(in_work_dir("cut.gz"), CNN_ERR_FORMAT, "header says 3x2x2 but data ends after 1 images");
+    harness_write_bytes(in_work_dir("header-only"), buf, 10);
+    expect_idx_failure(in_work_dir("header-only"), CNN_ERR_FORMAT, "announces 3 dims but ends after 6");
+    harness_write_bytes(in_work_dir("tiny"), buf, 2);
+    expect_idx_failure(in_work_dir("tiny"), CNN_ERR_FORMAT, "fewer than the 4-byte magic number");
     /* a gzip stream cut short: the compressed bytes themselves end early */
     unsigned char big_payload[4000];
     for (int i = 0; i < 4000; i++) big_payload[i] = (unsigned char)(i * 7919 >> 3);
     const uint32_t big_dims[3] = {10, 20, 20};
     unsigned char big[4100];
     size_t big_n = idx_bytes(big, 0x08, 3, big_dims, big_payload, 4000);
-    write_gz(in_dir("full.gz"), big, big_n);
+    write_gz(in_work_dir("full.gz"), big, big_n);
     size_t gz_n = 0;
-    unsigned char *gz = harness_read_bytes(in_dir("full.gz"), &gz_n);
+    unsigned char *gz = harness_read_bytes(in_work_dir("full.gz"), &gz_n);
     REQUIRE(gz && gz_n > 100);
-    harness_write_bytes(in_dir("short.gz"), gz, gz_n / 2);
-    expect_idx_failure(in_dir("short.gz"), CNN_ERR_FORMAT, "is truncated: header says 10x20x20");
+    harness_write_bytes(in_work_dir("short.gz"), gz, gz_n / 2);
+    expect_idx_failure(in_work_dir("short.gz"), CNN_ERR_FORMAT, "is truncated: header says 10x20x20");
     /* the checksum cut off after complete data */
-    harness_write_bytes(in_dir("no-checksum.gz"), gz, gz_n - 3);
-    expect_idx_failure(in_dir("no-checksum.gz"), CNN_ERR_FORMAT,
+    harness_write_bytes(in_work_dir("no-checksum.gz"), gz, gz_n - 3);
+    expect_idx_failure(in_work_dir("no-checksum.gz"), CNN_ERR_FORMAT,
                        "all 10x20x20 values were read but the gzip checksum");
     /* a flipped bit in the checksum, found only after all the data was read */
     gz[gz_n - 6] ^= 1;
-    harness_write_bytes(in_dir("checksum.gz"), gz, gz_n);
-    expect_idx_failure(in_dir("checksum.gz"), CNN_ERR_FORMAT, "is corrupt: its compressed stream");
+    harness_write_bytes(in_work_dir("checksum.gz"), gz, gz_n);
+    expect_idx_failure(in_work_dir("checksum.gz"), CNN_ERR_FORMAT, "is corrupt: its compressed stream");
     gz[gz_n - 6] ^= 1;
     /* corrupt compressed data */
     for (size_t i = 20; i < gz_n - 8; i += 3) gz[i] ^= 0x5a;
-    harness_write_bytes(in_dir("garbled.gz"), gz, gz_n);
-    expect_idx_failure(in_dir("garbled.gz"), CNN_ERR_FORMAT, "is corrupt: its compressed stream");
+    harness_write_bytes(in_work_dir("garbled.gz"), gz, gz_n);
+    expect_idx_failure(in_work_dir("garbled.gz"), CNN_ERR_FORMAT, "is corrupt: its compressed stream");
     free(gz);
     /* wrong magic, unknown type, too much data, missing file, a directory */
-    harness_write_bytes(in_dir("text"), "hello world, not idx", 20);
-    expect_idx_failure(in_dir("text"), CNN_ERR_FORMAT, "is not an IDX file: it starts with 68 65 6c 6c");
+    harness_write_bytes(in_work_dir("text"), "hello world, not idx", 20);
+    expect_idx_failure(in_work_dir("text"), CNN_ERR_FORMAT, "is not an IDX file: it starts with 68 65 6c 6c");
     buf[2] = 0x07;
-    harness_write_bytes(in_dir("type7"), buf, n);
-    expect_idx_failure(in_dir("type7"), CNN_ERR_FORMAT, "00 00 07 03");
+    harness_write_bytes(in_work_dir("type7"), buf, n);
+    expect_idx_failure(in_work_dir("type7"), CNN_ERR_FORMAT, "00 00 07 03");
     buf[2] = 0x08;
     buf[n] = 42;
-    harness_write_bytes(in_dir("long"), buf, n + 1);
-    expect_idx_failure(in_dir("long"), CNN_ERR_FORMAT, "has more data than its header says");
-    expect_idx_failure(in_dir("absent.gz"), CNN_ERR_IO, strerror(ENOENT));
+    harness_write_bytes(in_work_dir("long"), buf, n + 1);
+    expect_idx_failure(in_work_dir("long"), CNN_ERR_FORMAT, "has more data than its header says");
+    expect_idx_failure(in_work_dir("absent.gz"), CNN_ERR_IO, strerror(ENOENT));
     expect_idx_failure(work_dir, CNN_ERR_IO, "directory");
     /* a header promising a huge file is truncation, not a huge allocation */
     const uint32_t huge[3] = {4000000000u, 4000000000u, 4000000000u};
-    harness_write_bytes(in_dir("huge"), buf, idx_bytes(buf, 0x08, 3, huge, images_3x2x2, 12));
-    expect_idx_failure(in_dir("huge"), CNN_ERR_FORMAT, "impossible header: 4000000000x4000000000x");
+    harness_write_bytes(in_work_dir("huge"), buf, idx_bytes(buf, 0x08, 3, huge, images_3x2x2, 12));
+    expect_idx_failure(in_work_dir("huge"), CNN_ERR_FORMAT, "impossible header: 4000000000x4000000000x");
     const uint32_t large[3] = {1000000, 100, 100};
-    harness_write_bytes(in_dir("large"), buf, idx_bytes(buf, 0x08, 3, large, images_3x2x2, 12));
-    expect_idx_failure(in_dir("large"), CNN_ERR_FORMAT,
+    harness_write_bytes(in_work_dir("large"), buf, idx_bytes(buf, 0x08, 3, large, images_3x2x2, 12));
+    expect_idx_failure(in_work_dir("large"), CNN_ERR_FORMAT,
                        "header says 1000000x100x100 but data ends after 0 images");
     remove_work_dir();
 }
