@@ -60,13 +60,7 @@ local function copy_range(t, first, count)
   return t:narrow(1, first, count):clone()
 end
 
-local GOLDEN = 0x9E3779B97F4A7C15
-
-local function mix(z)
-  z = (z ~ (z >> 30)) * 0xBF58476D1CE4E5B9
-  z = (z ~ (z >> 27)) * 0x94D049BB133111EB
-  return z ~ (z >> 31)
-end
+local GOLDEN, mix = random.GOLDEN, random.mix
 
 -- The seed of batch b (1-based) of epoch e: SplitMix64 over (seed, e, b), apart from every other
 -- generator, so it depends on neither the worker count nor cnn.manual_seed's stream.

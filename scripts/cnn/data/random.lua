@@ -14,6 +14,8 @@ local function mix(z)
   z = (z ~ (z >> 27)) * 0x94D049BB133111EB
   return z ~ (z >> 31)
 end
+-- SplitMix64's increment and finalizer, for seeds derived elsewhere in the library.
+random.GOLDEN, random.mix = GOLDEN, mix
 
 -- A generator function returning integers uniform in 1..n, from a seed and an optional stream
 -- number (the epoch): different streams of one seed are unrelated sequences.
