@@ -73,6 +73,7 @@ void lcnn_open_util(lua_State *L);     /* timer, threads, seed, memory */
 void lcnn_open_augment(lua_State *L);  /* batch augmentation kernels */
 void lcnn_open_image(lua_State *L);    /* image files, resize, grids */
 void lcnn_open_prefetch(lua_State *L); /* loader worker threads */
+void lcnn_open_interrupt(lua_State *L); /* deferred Ctrl-C */
 
 int luaopen_cnn_core(lua_State *L);
 

@@ -217,5 +217,6 @@ int luaopen_cnn_core(lua_State *L) {
     lcnn_open_augment(L);
     lcnn_open_image(L);
     lcnn_open_prefetch(L);
+    lcnn_open_interrupt(L);
     return 1;
 }

@@ -4,10 +4,12 @@
  * call from a signal. So an interrupt during a call sets a hook that raises "interrupted!" at the
  * next call, return, line or instruction count, and also asks the runtime to stop: a long C
  * operation (a convolution over a big batch, a backward pass) never reaches a hook, but it polls
- * the runtime's interrupt flag and fails with an "interrupted" error. */
+ * the runtime's interrupt flag and fails with an "interrupted" error. While a loop defers
+ * interrupts (cnn.defer_interrupts, as cnn.fit does), the first Ctrl-C is only recorded for it. */
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <lauxlib.h>
 
@@ -84,8 +86,14 @@ static void on_sigint(int sig) {
             restore_default_and_reraise(sig);
             break;
         }
-        call_interrupt_pending = 1;
         cnn_interrupt();
+        if (!cnn_interrupt_pending()) {
+            /* deferred (cnn.defer_interrupts): the running loop stops at its next clean point */
+            static const char note[] = "\nfinishing the current step (Ctrl-C again to stop at once)\n";
+            if (write(STDERR_FILENO, note, sizeof note - 1) < 0) { /* nothing to do about it */ }
+            break;
+        }
+        call_interrupt_pending = 1;
         lua_sethook(interrupt_state, raise_interrupted,
                     LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT, 1);
         break;

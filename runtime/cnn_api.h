@@ -50,6 +50,12 @@ void cnn_clear_error(void);
 void cnn_interrupt(void);
 void cnn_clear_interrupt(void);
 int cnn_interrupt_pending(void);
+/* Deferred interruption, for work that must end at a clean point (a training step): while deferral
+ * is on, the first cnn_interrupt() is only recorded (operations keep running) and
+ * cnn_take_deferred_interrupt() reports and clears it; a second one interrupts at once as usual.
+ * cnn_set_interrupt_deferral returns the previous setting. */
+int cnn_set_interrupt_deferral(int on);
+int cnn_take_deferred_interrupt(void);
 void cnn_set_num_threads(int n);
 int cnn_get_num_threads(void);
 /* Bytes of tensor storage currently allocated by this process (all threads). */

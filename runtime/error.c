@@ -41,7 +41,22 @@ void *cnn_fail_null(cnn_status status, const char *fmt, ...) {
     return NULL;
 }
 
-void cnn_interrupt(void) { atomic_store(&interrupt_flag, 1); }
+static atomic_int deferral_on;
+static atomic_int deferred_interrupt;
+
+/* Async-signal-safe (lock-free atomics only): Ctrl-C handlers call it. */
+void cnn_interrupt(void) {
+    if (atomic_load(&deferral_on) && !atomic_exchange(&deferred_interrupt, 1)) return;
+    atomic_store(&interrupt_flag, 1);
+}
+
+int cnn_set_interrupt_deferral(int on) {
+    if (!on) atomic_store(&deferred_interrupt, 0);
+    return atomic_exchange(&deferral_on, on ? 1 : 0);
+}
+
+int cnn_take_deferred_interrupt(void) { return atomic_exchange(&deferred_interrupt, 0); }
+
 void cnn_clear_interrupt(void) { atomic_store(&interrupt_flag, 0); }
 int cnn_interrupt_pending(void) { return atomic_load_explicit(&interrupt_flag, memory_order_relaxed); }
 bool cnn_interrupted(void) { return atomic_load_explicit(&interrupt_flag, memory_order_relaxed) != 0; }

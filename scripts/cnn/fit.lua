@@ -45,11 +45,14 @@
 -- epoch_time={...}}, one value per epoch (resumed runs include the epochs before the resume), plus
 -- history.stopped ("early_stopping" or "callback") and history.best = {monitor=, value=, epoch=}.
 --
--- Interruption (Ctrl-C in cnnlua or lua, or cnn_interrupt() from C): fit abandons the epoch in
--- progress and returns the history of the completed epochs with history.interrupted = true; the model
--- in memory keeps the weights of the abandoned epoch's last step, while dir/last.safetensors holds
--- the end of the last completed epoch, from which resume=true continues exactly. Other errors are
--- raised as usual (with the model's training flags restored).
+-- Interruption (Ctrl-C in cnnlua, or cnn_interrupt() from C): the training step in progress
+-- finishes, then fit writes dir/last.safetensors at that point (inside the epoch, when the data is a
+-- cnn.data loader, which can skip the batches already trained) and returns the history of the
+-- completed epochs with history.interrupted = true; resume=true continues from there exactly. A
+-- Ctrl-C during validation ends the run after that epoch is saved. A second Ctrl-C (or Ctrl-C under
+-- stock lua, whose handler cannot wait) stops at once: the epoch in progress is abandoned, the model
+-- in memory keeps the weights of its last step, and dir/last.safetensors still holds the end of the
+-- last completed epoch. Other errors are raised as usual (with the model's training flags restored).
 local cnn = require "cnn"
 local checkpoint = require "cnn.checkpoint"
 local metrics_lib = require "cnn.fit.metrics"
@@ -58,6 +61,10 @@ local csvlog = require "cnn.fit.csvlog"
 local files = require "cnn.data.files"
 
 local M = {}
+
+-- Whether an interrupted fit raises "interrupted" after saving instead of returning the history: for
+-- callers that must not mistake a partial run for a finished one (a sweep trial).
+M.raise_on_interrupt = false
 
 local is_tensor = cnn.is_tensor
 local number_text, text_number = checkpoint.number_text, checkpoint.text_number
@@ -126,9 +133,14 @@ local function batch_count(loader)
 end
 
 -- The batches of an epoch: a loader replays epoch e exactly; anything else is iterated as it is.
-local function batches(loader, epoch)
-  if type(loader) == "table" and type(loader.iter) == "function" then return loader:iter(epoch) end
+-- skip: batches of the epoch already trained before an interruption (loaders only).
+local function batches(loader, epoch, skip)
+  if type(loader) == "table" and type(loader.iter) == "function" then return loader:iter(epoch, skip) end
   return loader
+end
+
+local function can_skip_batches(loader)
+  return type(loader) == "table" and type(loader.iter) == "function"
 end
 
 -- ---- training flags -------------------------------------------------------------------------------
@@ -257,6 +269,12 @@ local function fit_state(s)
   end
   table.sort(keys)
   meta["fit.history"] = table.concat(keys, ",")
+  if s.partial then -- stopped inside the epoch after s.epoch
+    meta["fit.batch"] = number_text(s.partial.batch)
+    meta["fit.partial"] = list_text(s.partial.sums)
+    meta["fit.partial_seconds"] = number_text(s.partial.seconds)
+    meta["fit.partial_lr"] = number_text(s.partial.lr)
+  end
   if s.best.value ~= nil then
     meta["fit.best"] = number_text(s.best.value)
     meta["fit.best_epoch"] = number_text(s.best.epoch)
@@ -280,6 +298,14 @@ local function restore_fit_state(s, meta, path)
   for k in meta["fit.history"]:gmatch("[^,]+") do history[k] = text_list(meta["fit.history." .. k]) end
   if meta["fit.stopped"] ~= nil and meta["fit.stopped"] ~= "" then history.stopped = meta["fit.stopped"] end
   s.history = history
+  local batch = math.tointeger(text_number(meta["fit.batch"]))
+  if batch and batch > 0 then
+    s.partial = {batch = batch, sums = text_list(meta["fit.partial"]),
+                 seconds = text_number(meta["fit.partial_seconds"]) or 0, lr = text_number(meta["fit.partial_lr"])}
+    if #s.partial.sums ~= #s.metrics + 2 then
+      fail("resume: %s was saved inside an epoch with other metrics than this run's", path)
+    end
+  end
   s.best.value = text_number(meta["fit.best"])
   s.best.epoch = text_number(meta["fit.best_epoch"])
   if s.es then
@@ -322,6 +348,28 @@ local function is_interrupt(err)
   return type(err) == "string" and err:find("interrupted", 1, true) ~= nil
 end
 
+local function interruption_message(s)
+  local at = s.stopped_at
+  if at and at.batch > 0 then
+    local where = string.format("interrupted in epoch %d after batch %d", at.epoch, at.batch)
+    if at.saved then
+      return string.format("%s; %s/last.safetensors holds that point: run again with resume=true to continue",
+                           where, s.dir)
+    end
+    if s.dir then
+      return string.format("%s; %s/last.safetensors holds epoch %d (this data cannot restart mid-epoch)", where,
+                           s.dir, s.epoch)
+    end
+    return where
+  end
+  if at then
+    return string.format("interrupted after epoch %d%s", s.epoch, s.dir and string.format(
+      "; %s/last.safetensors holds it: run again with resume=true to continue", s.dir) or "")
+  end
+  return string.format("interrupted in epoch %d%s", s.epoch + 1, s.dir and string.format(
+    "; %s/last.safetensors holds epoch %d: run again with resume=true to continue", s.dir, s.epoch) or "")
+end
+
 local function check_number_option(options, key, min)
   local v = options[key]
   if v ~= nil and (type(v) ~= "number" or v < min) then
@@ -330,18 +378,26 @@ local function check_number_option(options, key, min)
 end
 
 -- One epoch of training; returns the epoch's mean loss and metrics, the lr of its last step, the
--- number of images and the seconds spent.
-local function train_epoch(s, epoch)
+-- number of images and the seconds spent. partial, when given, is the part of this epoch trained
+-- before an interruption ({batch=, sums=, seconds=, lr=}): training goes on after it.
+-- A deferred interrupt (Ctrl-C) ends the epoch after the step it arrived in: the return values are
+-- then nil and the partial state to save.
+local function train_epoch(s, epoch, partial)
   local model, opt, loader = s.model, s.optimizer, s.loader
   model:train()
   local sums, count = {loss = 0}, 0
   for _, m in ipairs(s.metrics) do sums[m.name] = 0 end
+  local seconds_before, lr, b = 0, nil, 0
+  if partial then
+    local list = partial.sums
+    sums.loss, count = list[1], list[#list]
+    for i, m in ipairs(s.metrics) do sums[m.name] = list[i + 1] end
+    seconds_before, lr, b = partial.seconds, partial.lr, partial.batch
+  end
   local running = {}
   local total = batch_count(loader) or 0
   local timer = cnn.timer()
-  local lr
-  local b = 0
-  for x, y in batches(loader, epoch) do
+  for x, y in batches(loader, epoch, b) do
     b = b + 1
     s.batch = b
     opt:zero_grad()
@@ -356,13 +412,15 @@ local function train_epoch(s, epoch)
         for i, m in ipairs(s.metrics) do metric_sums[i] = m.fn(out, y) end
       end)
     end
+    local stop = cnn.take_interrupt()
     if s.dist then
       -- the global batch: its sample count, mean loss and metric sums, the same on every rank (so
-      -- a NaN stops every rank at the same batch instead of leaving the others waiting)
+      -- a NaN, or Ctrl-C on any rank, stops every rank at the same batch instead of leaving the
+      -- others waiting)
       local total = s.dist.allreduce_grads(s.params, n)
-      local reduced = s.dist.all_sum_list({value * n, table.unpack(metric_sums)})
-      value, n = reduced[1] / total, total
-      metric_sums = table.move(reduced, 2, #reduced, 1, {})
+      local reduced = s.dist.all_sum_list({stop and 1 or 0, value * n, table.unpack(metric_sums)})
+      stop, value, n = reduced[1] > 0, reduced[2] / total, total
+      metric_sums = table.move(reduced, 3, #reduced, 1, {})
     end
     if value ~= value then
       fail("the loss is nan at epoch %d, batch %d (a learning rate too high? bad inputs?)", epoch, b)
@@ -376,11 +434,28 @@ local function train_epoch(s, epoch)
     for i, m in ipairs(s.metrics) do sums[m.name] = sums[m.name] + metric_sums[i] end
     count = count + n
     for k, v in pairs(sums) do running[k] = v / count end
-    s.progress:batch(epoch, b, total, count, timer:elapsed(), s.train_names, running)
+    s.progress:batch(epoch, b, total, count, seconds_before + timer:elapsed(), s.train_names, running)
     notify(s.callbacks, "on_batch_end", b, {loss = value, size = n, epoch = epoch})
+    if stop then
+      return nil, {batch = b, sums = sums_list(sums, s.metrics, count), seconds = seconds_before + timer:elapsed(),
+                   lr = lr}
+    end
   end
   local logs = means_of(sums_list(sums, s.metrics, count), s.metrics)
-  return logs, lr or opt.param_groups[1].lr, count, timer:elapsed()
+  return logs, lr or opt.param_groups[1].lr, count, seconds_before + timer:elapsed()
+end
+
+-- Saves the training state in the middle of epoch (after partial.batch batches) and stops.
+local function stop_mid_epoch(s, epoch, partial)
+  s.partial = partial
+  s.stopped_at = {epoch = epoch, batch = partial.batch}
+  -- resuming inside an epoch needs a loader that can skip the batches already trained
+  if s.writes and can_skip_batches(s.loader) then
+    checkpoint.save_training(s.dir .. "/last.safetensors", {model = s.model, optimizer = s.optimizer,
+                             scheduler = s.scheduler, state = fit_state(s)})
+    s.stopped_at.saved = true
+  end
+  error("interrupted", 0)
 end
 
 local function append(history, logs)
@@ -402,14 +477,17 @@ local function run_epochs(s)
     if s.history.stopped then break end
     notify(s.callbacks, "on_epoch_begin", epoch)
     local epoch_timer = cnn.timer()
-    local logs, lr, images, train_seconds = train_epoch(s, epoch)
+    local partial = s.partial
+    s.partial = nil
+    local logs, lr, images, train_seconds = train_epoch(s, epoch, partial)
+    if logs == nil then stop_mid_epoch(s, epoch, lr) end
     if s.val then
       local reduce = s.dist and s.dist.all_sum_list
       for k, v in pairs(run_evaluation(model, s.val, s.loss_fn, s.metrics, reduce)) do logs["val_" .. k] = v end
     end
     logs.lr = lr
     if s.scheduler and s.scheduler_interval == "epoch" then s.scheduler:step() end
-    logs.epoch_time = epoch_timer:elapsed()
+    logs.epoch_time = epoch_timer:elapsed() + (partial and partial.seconds or 0)
 
     local history = copy_history(s.history)
     append(history, logs)
@@ -457,6 +535,13 @@ local function run_epochs(s)
     if history.stopped == "early_stopping" then
       s.progress:message(string.format("early stopping: %s has not improved for %d epochs (best %.4f)",
                                        s.es.monitor, s.es.patience, s.es.best))
+    end
+    -- Ctrl-C during validation or saving: the epoch is complete and saved, stop here
+    local stop = cnn.take_interrupt()
+    if s.dist then stop = s.dist.all_sum(stop and 1 or 0) > 0 end
+    if stop and epoch < s.epochs and not history.stopped then
+      s.stopped_at = {epoch = epoch + 1, batch = 0, saved = s.writes}
+      error("interrupted", 0)
     end
   end
 end
@@ -563,7 +648,9 @@ function M.fit(model, train, options)
       if s.es and s.es.restore_best_weights and file_exists(s.dir .. "/best.safetensors") then
         s.best_state = checkpoint.load(s.dir .. "/best.safetensors")
       end
-      s.progress:message(string.format("resuming from %s after epoch %d%s", path, s.epoch,
+      s.progress:message(string.format("resuming from %s after epoch %d%s%s", path, s.epoch,
+                                       s.partial and string.format(" and batch %d of epoch %d", s.partial.batch,
+                                                                   s.epoch + 1) or "",
                                        s.history.stopped and " (training had stopped: " .. s.history.stopped .. ")" or ""))
     end
   end
@@ -572,14 +659,18 @@ function M.fit(model, train, options)
 
   local modes = save_modes(model)
   notify(s.callbacks, "on_train_begin", {epochs = s.epochs, start_epoch = s.epoch + 1})
+  -- Ctrl-C lets the step in progress finish, then fit saves and returns (a second Ctrl-C stops
+  -- at once, abandoning the epoch in progress)
+  local deferring = cnn.defer_interrupts(true)
   local ok, err = pcall(run_epochs, s)
+  cnn.defer_interrupts(deferring)
   restore_modes(modes)
   local history = s.history
   if not ok then
     if not is_interrupt(err) then error(err, 0) end
     history.interrupted = true
-    s.progress:message(string.format("interrupted in epoch %d%s", s.epoch + 1, s.dir and string.format(
-      "; %s/last.safetensors holds epoch %d: run again with resume=true to continue", s.dir, s.epoch) or ""))
+    s.progress:message(interruption_message(s))
+    if M.raise_on_interrupt then error("fit: interrupted", 0) end
   end
   if s.best_state and ok then
     model:load_state_dict(s.best_state)

@@ -55,6 +55,14 @@ Wall-clock seconds since the timer was created or last reset.]],
   ["cnn.Timer:reset"] = [[
 t:reset()
 Starts the stopwatch again from zero.]],
+  ["cnn.defer_interrupts"] = [[
+cnn.defer_interrupts(on) -> was_on
+While on, the first Ctrl-C (in cnnlua) or cnn_interrupt() is only recorded, so that a loop can stop
+at a clean point: check cnn.take_interrupt() between steps. A second Ctrl-C stops at once. cnn.fit
+uses it to finish the step in progress and save before returning.]],
+  ["cnn.take_interrupt"] = [[
+cnn.take_interrupt() -> boolean
+True once for an interrupt that arrived while cnn.defer_interrupts was on (and clears it).]],
   ["cnn.set_num_threads"] = [[
 cnn.set_num_threads(n)
 Sets how many threads the runtime uses for its parallel loops and matrix products.]],

@@ -174,3 +174,22 @@ TEST(format_abbreviates_and_has_footer) {
     cnn_free_string(text);
     cnn_release(t);
 }
+
+TEST(interrupt_deferral_records_the_first_and_escalates_on_the_second) {
+    cnn_clear_interrupt();
+    CHECK(cnn_set_interrupt_deferral(1) == 0);
+    cnn_interrupt();
+    CHECK(cnn_interrupt_pending() == 0); /* running operations are not stopped */
+    CHECK(cnn_take_deferred_interrupt() == 1);
+    CHECK(cnn_take_deferred_interrupt() == 0); /* taken once */
+    cnn_interrupt();
+    cnn_interrupt();
+    CHECK(cnn_interrupt_pending() != 0); /* a second one stops at once */
+    cnn_clear_interrupt();
+    cnn_interrupt();
+    CHECK(cnn_set_interrupt_deferral(0) == 1);
+    CHECK(cnn_take_deferred_interrupt() == 0); /* turning deferral off forgets a recorded one */
+    cnn_interrupt();
+    CHECK(cnn_interrupt_pending() != 0); /* without deferral: at once */
+    cnn_clear_interrupt();
+}

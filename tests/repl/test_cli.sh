@@ -194,5 +194,31 @@ EOF
 interrupt_when_ready "$TMP/backward.lua"
 check "SIGINT stops a long runtime operation (backward)" 1 "backward: interrupted"
 
+# cnn.fit defers the first Ctrl-C: the step in progress completes, then the state inside the epoch
+# is saved and fit returns normally.
+cat > "$TMP/fit.lua" <<'EOF'
+local ready = arg[1]
+local dir = ready:match("^(.*)/") .. "/fitrun"
+cnn.manual_seed(1)
+local x = cnn.randn(512, 8)
+local labels = {}
+for i = 1, 512 do labels[i] = i % 2 + 1 end
+local ds = cnn.data.tensor_dataset(x, cnn.tensor(labels))
+local model = cnn.nn.Sequential {cnn.nn.Linear(8, 64), cnn.nn.ReLU(), cnn.nn.Linear(64, 2)}
+local signalled = false
+local h = cnn.fit(model, cnn.data.loader(ds, {batch_size = 4}), {epochs = 1000, checkpoint = dir, progress = "line",
+  callbacks = {on_batch_end = function(b)
+    if not signalled and b == 2 then
+      signalled = true
+      io.open(ready, "w"):close()
+    end
+  end}})
+local _, meta = cnn.load(dir .. "/last.safetensors")
+print("returned: interrupted " .. tostring(h.interrupted) .. ", saved after batch " .. tostring(meta["fit.batch"]))
+EOF
+interrupt_when_ready "$TMP/fit.lua"
+check "SIGINT in cnn.fit finishes the step" 0 "finishing the current step (Ctrl-C again to stop at once)"
+check "SIGINT in cnn.fit saves inside the epoch and returns" 0 "returned: interrupted true, saved after batch"
+
 echo "CLI tests: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -141,6 +141,55 @@ describe("cnn.fit", function()
     assert.are.same(weights(m1), weights(m3))
   end)
 
+  it("on Ctrl-C finishes the step, saves inside the epoch and resumes from there exactly", function()
+    local m1, o1, s1, l1 = setup(3)
+    local h1 = cnn.fit(m1, l1, {epochs = 3, optimizer = o1, scheduler = s1, verbose = false})
+
+    local m2, o2, s2, l2 = setup(3)
+    local out = collector()
+    local ctrl_c = {on_batch_end = function(batch, logs)
+      if logs.epoch == 2 and batch == 3 then cnn._interrupt() end
+    end}
+    local h = cnn.fit(m2, l2, {epochs = 3, optimizer = o2, scheduler = s2, checkpoint = dir, callbacks = ctrl_c,
+                               progress = "line", output = out})
+    assert.is_true(h.interrupted)
+    assert.are.equal(1, #h.loss)
+    -- the request is taken in the next step, which completes
+    assert.truthy(out.text:find("interrupted in epoch 2 after batch 4; " .. dir .. "/last.safetensors holds that point",
+                                1, true), out.text)
+    local _, meta = cnn.load(dir .. "/last.safetensors")
+    assert.are.equal("1", meta["fit.epoch"])
+    assert.are.equal("4", meta["fit.batch"])
+    assert.is_false(cnn.defer_interrupts(false)) -- fit put deferral back as it found it
+    assert.is_false(cnn.take_interrupt())
+
+    local m3, o3, s3, l3 = setup(3)
+    local out3 = collector()
+    local h3 = cnn.fit(m3, l3, {epochs = 3, optimizer = o3, scheduler = s3, checkpoint = dir, resume = true,
+                               progress = "line", output = out3})
+    assert.truthy(out3.text:find("after epoch 1 and batch 4 of epoch 2", 1, true), out3.text)
+    assert.is_nil(h3.interrupted)
+    assert.are.same(weights(m1), weights(m3))
+    assert.are.same(h1.loss, h3.loss)
+    assert.are.same(h1.accuracy, h3.accuracy)
+  end)
+
+  it("on a second Ctrl-C stops at once and keeps the last complete epoch", function()
+    local m, o, sch, l = setup(3)
+    local twice = {on_batch_end = function(batch, logs)
+      if logs.epoch == 2 and batch == 2 then
+        cnn._interrupt()
+        cnn._interrupt()
+      end
+    end}
+    local h = cnn.fit(m, l, {epochs = 3, optimizer = o, scheduler = sch, checkpoint = dir, callbacks = twice,
+                             verbose = false})
+    assert.is_true(h.interrupted)
+    local _, meta = cnn.load(dir .. "/last.safetensors")
+    assert.are.equal("1", meta["fit.epoch"])
+    assert.is_nil(meta["fit.batch"])
+  end)
+
   it("re-raises errors that are not interruptions, with the training flags restored", function()
     local model, opt, _, loader = setup(1)
     model:eval()

@@ -255,6 +255,30 @@ describe("a sweep in this process (workers = 0)", function()
   end)
 end)
 
+describe("an interrupted cnn.fit inside a trial", function()
+  it("is not recorded as a finished trial: the sweep stops and the trial runs again on resume", function()
+    local out = new_dir()
+    local nn = require "cnn.nn"
+    local function run(cfg)
+      cnn.manual_seed(1)
+      local data = cnn.data.tensor_dataset(cnn.randn(64, 4), cnn.ones(64))
+      local model = nn.Sequential {nn.Linear(4, 2)}
+      local ctrl_c = {on_batch_end = function(b, logs)
+        if cfg.x == 2 and logs.epoch == 2 and b == 1 then cnn._interrupt() end
+      end}
+      local h = cnn.fit(model, cnn.data.loader(data, {batch_size = 16}), {epochs = 3, verbose = false, callbacks = ctrl_c})
+      return {loss = h.loss[#h.loss]}
+    end
+    local ok, err = pcall(sweep, {space = {x = {1, 2, 3}}, workers = 0, out = out, metric = "loss", quiet = true,
+                                  plot = false, run = run})
+    assert.is_false(ok)
+    assert.matches("interrupted", tostring(err))
+    local recs = results.read_jsonl(out .. "/results.jsonl")
+    assert.are.equal(1, #recs) -- trial 1 finished; trial 2 was interrupted, trial 3 never started
+    assert.is_false(require("cnn.fit").raise_on_interrupt) -- put back
+  end)
+end)
+
 describe("cnn.distributed without mpirun", function()
   local dist = require "cnn.distributed"
   local data = require "cnn.data"

@@ -105,8 +105,15 @@ function worker.execute(opts, config, dir, options)
     if e == worker.STOP then return e end
     return {message = tostring(e), traceback = debug.traceback(tostring(e), 2)}
   end
+  -- an interrupted cnn.fit inside run() must not pass for a finished trial: it raises instead, and
+  -- the interrupt goes on up (the trial then has no result and runs again when the sweep resumes)
+  local fit = require "cnn.fit"
+  local raising = fit.raise_on_interrupt
+  fit.raise_on_interrupt = true
   local ok, ret = xpcall(opts.run, handler, cfg, report)
+  fit.raise_on_interrupt = raising
   if metrics_file then metrics_file:close() end
+  if not ok and ret ~= worker.STOP and ret.message:find("interrupted", 1, true) then error(ret.message, 0) end
 
   local record = {trial = config.trial, params = config.params, seed = config.seed, epochs = state.epochs,
                   seconds = timer:elapsed(), mpi_rank = math.tointeger(tonumber(os.getenv("OMPI_COMM_WORLD_RANK") or ""))}
