@@ -266,7 +266,10 @@ describe("an interrupted cnn.fit inside a trial", function()
       local ctrl_c = {on_batch_end = function(b, logs)
         if cfg.x == 2 and logs.epoch == 2 and b == 1 then cnn._interrupt() end
       end}
-      local h = cnn.fit(model, cnn.data.loader(data, {batch_size = 16}), {epochs = 3, verbose = false, callbacks = ctrl_c})
+      -- the module itself rather than the global cnn.fit: busted unloads the modules a spec file loaded,
+      -- and under cnnlua the global cnn keeps the fit of an earlier file
+      local fit = require("cnn.fit").fit
+      local h = fit(model, cnn.data.loader(data, {batch_size = 16}), {epochs = 3, verbose = false, callbacks = ctrl_c})
       return {loss = h.loss[#h.loss]}
     end
     local ok, err = pcall(sweep, {space = {x = {1, 2, 3}}, workers = 0, out = out, metric = "loss", quiet = true,
