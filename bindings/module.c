@@ -30,17 +30,35 @@ cnn_tensor *lcnn_check_or_number(lua_State *L, int i) {
     return lcnn_check(L, i);
 }
 
-/* Full collections are triggered by tensor bytes: when the bytes in use have grown past twice what
- * survived the last collection (and at least a floor), Lua cannot know, so we tell it. */
-static const int64_t GC_FLOOR = 64ll << 20;
-static int64_t gc_threshold = GC_FLOOR;
+/* Full collections are triggered by tensor bytes, which Lua cannot see: a tensor whose last holder is
+ * an unreachable userdata keeps its memory until the collector runs. A training step leaves its whole
+ * graph of activations in that state, so the growth allowed between collections is what such garbage
+ * may add to the peak. A collection runs once tensor memory has grown by the slack above its lowest
+ * point since the last collection (memory freed meanwhile, by a backward pass or a <close> variable,
+ * lowers the mark). The slack is 16 MiB, or an eighth of the memory in use when that is more; and
+ * since a full collection costs time in proportion to the Lua heap, at least 8 bytes of tensor memory
+ * per byte of Lua heap, which keeps collections a small cost beside the allocations that trigger
+ * them. */
+static const int64_t GC_SLACK_FLOOR = 16ll << 20;
+static const int GC_SLACK_IN_USE_DIVISOR = 8;
+static const int GC_SLACK_PER_LUA_BYTE = 8;
+static int64_t gc_low_mark; /* lowest tensor memory seen since the last collection */
+
+static int64_t gc_slack(lua_State *L, int64_t in_use) {
+    int64_t slack = GC_SLACK_FLOOR;
+    if (in_use / GC_SLACK_IN_USE_DIVISOR > slack) slack = in_use / GC_SLACK_IN_USE_DIVISOR;
+    int64_t lua_heap = (int64_t)lua_gc(L, LUA_GCCOUNT) * 1024 + lua_gc(L, LUA_GCCOUNTB);
+    if (lua_heap * GC_SLACK_PER_LUA_BYTE > slack) slack = lua_heap * GC_SLACK_PER_LUA_BYTE;
+    return slack;
+}
 
 void lcnn_account(lua_State *L) {
     int64_t in_use = cnn_memory_in_use();
-    if (in_use <= gc_threshold) return;
+    if (in_use < gc_low_mark) gc_low_mark = in_use;
+    const int64_t growth = in_use - gc_low_mark;
+    if (growth <= GC_SLACK_FLOOR || growth <= gc_slack(L, gc_low_mark)) return; /* the floor first: cheap */
     lua_gc(L, LUA_GCCOLLECT);
-    int64_t after = cnn_memory_in_use();
-    gc_threshold = after * 2 > GC_FLOOR ? after * 2 : GC_FLOOR;
+    gc_low_mark = cnn_memory_in_use();
 }
 
 int lcnn_push(lua_State *L, cnn_tensor *t) {

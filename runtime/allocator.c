@@ -1,10 +1,17 @@
-/* Tensor memory: aligned blocks with a cache of freed blocks keyed by exact size.
+/* Tensor memory: aligned blocks with a cache of freed blocks.
  *
  * Training repeats the same shapes every step. Returning large blocks to the system and asking for
  * them again costs a page fault per 4 KB (the kernel clears every page), which showed up as the
- * dominant cost of large backward passes. Freed blocks are therefore kept, per exact size, up to a
- * byte limit, and handed out again. Blocks are 64-byte aligned for every SIMD width the kernels use;
- * a header in front records the size. */
+ * dominant cost of large backward passes. Freed blocks are therefore kept, per size, up to a byte
+ * limit, and handed out again. Blocks are 64-byte aligned for every SIMD width the kernels use;
+ * a header in front records the size.
+ *
+ * A request is served by a cached block of its exact size, or else (for large requests) by the
+ * smallest cached block up to twice its size. Keyed by exact size alone, the cache would hold, for
+ * every size, as many blocks as were ever in use at once, and the process would keep the sum of those
+ * per-size peaks resident, more than was ever in use at one time: a step's forward pass and its
+ * backward pass use different mixes of sizes. The pages of a cached block are already resident, so
+ * handing it out for a smaller request costs no memory that is not held anyway. */
 #include <pthread.h>
 #include <stdlib.h>
 
@@ -13,7 +20,9 @@
 enum {
     BLOCK_ALIGN = 64,
     N_BUCKETS = 256,       /* distinct cached sizes */
-    MIN_CACHED = 1024      /* smaller blocks go straight back to malloc */
+    MIN_CACHED = 1024,     /* smaller blocks go straight back to malloc */
+    LOOSE_FIT_MIN = 1 << 17 /* smaller requests take exact sizes only: a scan would cost more than a
+                               fresh block */
 };
 
 typedef struct block {
@@ -49,6 +58,17 @@ static bucket *find_bucket(size_t bytes, bool create) {
     return NULL;
 }
 
+/* The smallest cached size above bytes and at most twice bytes (NULL when none). Called locked. */
+static bucket *smallest_fitting_bucket(size_t bytes) {
+    bucket *best = NULL;
+    for (int i = 0; i < N_BUCKETS; i++) {
+        bucket *b = &buckets[i];
+        if (b->head && b->bytes > bytes && b->bytes / 2 <= bytes && (!best || b->bytes < best->bytes))
+            best = b;
+    }
+    return best;
+}
+
 /* Frees every block of one bucket (round robin) to make room for a new size. Called locked. */
 static void evict_one_bucket(void) {
     bucket *b = &buckets[next_victim];
@@ -70,10 +90,11 @@ void *cnn_block_alloc(size_t bytes, bool count_as_tensor) {
     if (bytes >= MIN_CACHED) {
         pthread_mutex_lock(&lock);
         bucket *b = find_bucket(bytes, false);
+        if ((!b || !b->head) && bytes >= LOOSE_FIT_MIN) b = smallest_fitting_bucket(bytes);
         if (b && b->head) {
             k = b->head;
             b->head = k->next;
-            cached_bytes -= (int64_t)bytes;
+            cached_bytes -= (int64_t)k->bytes;
         }
         pthread_mutex_unlock(&lock);
     }
@@ -84,7 +105,7 @@ void *cnn_block_alloc(size_t bytes, bool count_as_tensor) {
         k = p;
         k->bytes = bytes;
     }
-    if (count_as_tensor) atomic_fetch_add(&bytes_in_use, (long long)bytes);
+    if (count_as_tensor) atomic_fetch_add(&bytes_in_use, (long long)k->bytes); /* the block's size */
     return (char *)k + BLOCK_ALIGN;
 }
 

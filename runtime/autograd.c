@@ -1,10 +1,12 @@
 /* Reverse-mode autograd: recording nodes, and the backward pass over them.
  *
- * Every non-leaf tensor that needs a gradient owns exactly one node (its grad_fn). A node retains the
- * op's differentiable inputs, so the graph lives exactly as long as the tensors computed from it. The
- * backward pass orders the nodes reachable from the root topologically (by an iterative depth-first
- * search), then walks them from the root, handing each node the gradient accumulated for its output
- * and routing the input gradients either to the input's own node or, for leaves, into leaf->grad. */
+ * Every non-leaf tensor that needs a gradient owns exactly one node (its grad_fn). A node holds the
+ * nodes of its computed inputs (through data-less stand-ins, see internal.h) and its leaf inputs, so
+ * the graph lives exactly as long as the tensors computed from it, while an activation lives only as
+ * long as someone holds it or a node saved it for backward. The backward pass orders the nodes
+ * reachable from the root topologically (by an iterative depth-first search), then walks them from
+ * the root, handing each node the gradient accumulated for its output and routing the input
+ * gradients either to the input's own node or, for leaves, into leaf->grad. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -65,12 +67,22 @@ cnn_node *cnn_record(cnn_tensor *out, const char *name, cnn_backward_fn backward
     node->name = name;
     node->backward = backward;
     node->n_inputs = n_inputs;
+    atomic_init(&node->refcount, 1);
     for (int i = 0; i < n_inputs; i++) {
-        if (inputs[i] && inputs[i]->requires_grad) {
-            node->inputs[i] = inputs[i];
-            node->needs_grad[i] = true;
-            cnn_retain(inputs[i]);
+        cnn_tensor *in = inputs[i];
+        if (!in || !in->requires_grad) continue;
+        if (in->grad_fn) {
+            node->inputs[i] = cnn_shape_only(in);
+            if (!node->inputs[i]) {
+                *failed = true;
+                cnn_node_release(node);
+                return NULL;
+            }
+        } else {
+            node->inputs[i] = in;
+            cnn_retain(in);
         }
+        node->needs_grad[i] = true;
     }
     out->grad_fn = node;
     out->requires_grad = true;
@@ -107,13 +119,19 @@ static void node_release_state(cnn_node *node) {
     node->released = true;
 }
 
-void cnn_node_free(cnn_node *node) {
+void cnn_node_release(cnn_node *node) {
+    if (!node || atomic_fetch_sub(&node->refcount, 1) != 1) return;
     node_release_state(node);
     cnn_release(node->grad_accum);
     free(node);
 }
 
-/* ---- backward --------------------------------------------------------------------------------- */
+/* ---- backward ---------------------------------------------------------------------------------
+ * Memory during backward is what a training step's peak is made of, so everything a node holds is let
+ * go as soon as the node has run: the gradient accumulated for its output, and (unless the graph is
+ * retained) its inputs and saved tensors. The engine holds a reference to every node of the pass, so
+ * that releasing one node's inputs cannot free a node that has yet to run; a node is not touched
+ * again once the engine has dropped it. */
 typedef struct node_list {
     cnn_node **items;
     size_t len, cap;
@@ -131,9 +149,9 @@ static bool list_push(node_list *l, cnn_node *n) {
     return true;
 }
 
-/* Post-order DFS from root: a node appears after every node it feeds into... reversed, i.e. the
- * returned list has inputs before consumers, so walking it backwards visits consumers first. The
- * `order` field marks visits: 0 unvisited, -1 on the stack, >0 done. */
+/* Post-order DFS from root: the returned list has inputs before consumers, so walking it backwards
+ * visits consumers first. The `order` field marks visits: 0 unvisited, -1 on the stack, >0 done.
+ * Every node of the result is retained once. */
 static cnn_status topo_sort(cnn_node *root, node_list *order) {
     node_list stack = {0};
     int64_t next = 1;
@@ -148,6 +166,7 @@ static cnn_status topo_sort(cnn_node *root, node_list *order) {
             if (!in || !in->grad_fn || in->grad_fn->order != 0) continue;
             in->grad_fn->order = -1;
             if (!list_push(&stack, in->grad_fn)) {
+                in->grad_fn->order = 0;
                 st = CNN_ERR_MEMORY;
                 break;
             }
@@ -156,11 +175,17 @@ static cnn_status topo_sort(cnn_node *root, node_list *order) {
         }
         if (st != CNN_OK) break;
         if (!pushed) {
+            if (!list_push(order, n)) {
+                st = CNN_ERR_MEMORY;
+                break;
+            }
             stack.len--;
             n->order = next++;
-            if (!list_push(order, n)) st = CNN_ERR_MEMORY;
+            atomic_fetch_add(&n->refcount, 1);
         }
     }
+    for (size_t k = 0; k < stack.len; k++) stack.items[k]->order = 0; /* left by a failure */
+    if (stack.len == 0 && st != CNN_OK) root->order = 0;
     free(stack.items);
     if (st != CNN_OK) return cnn_fail(CNN_ERR_MEMORY, "backward: out of memory sorting the graph");
     return CNN_OK;
@@ -200,18 +225,28 @@ static cnn_status run_node(cnn_node *n) {
                         n->name);
     cnn_tensor *grads[CNN_NODE_MAX_INPUTS] = {0};
     cnn_status st = n->backward(n, n->grad_accum, grads);
-    if (st != CNN_OK) {
-        for (int i = 0; i < n->n_inputs; i++) cnn_release(grads[i]);
-        return st;
-    }
+    /* The output's gradient is consumed: it goes before the inputs' gradients are accumulated. */
+    cnn_release(n->grad_accum);
+    n->grad_accum = NULL;
     for (int i = 0; i < n->n_inputs && st == CNN_OK; i++) {
         cnn_tensor *in = n->inputs[i];
         if (!in || !n->needs_grad[i] || !grads[i]) continue;
         if (in->grad_fn) st = accumulate(&in->grad_fn->grad_accum, &grads[i], in, n->name);
         else if (in->requires_grad) st = accumulate(&in->grad, &grads[i], in, n->name);
+        cnn_release(grads[i]);
+        grads[i] = NULL;
     }
     for (int i = 0; i < n->n_inputs; i++) cnn_release(grads[i]);
     return st;
+}
+
+/* Ends a node's part in one backward pass; the node may be freed by the last line. */
+static void finish_node(cnn_node *n, bool release_state) {
+    cnn_release(n->grad_accum);
+    n->grad_accum = NULL;
+    n->order = 0;
+    if (release_state) node_release_state(n);
+    cnn_node_release(n);
 }
 
 cnn_status cnn_backward(cnn_tensor *root, cnn_tensor *grad, int retain_graph) {
@@ -246,22 +281,18 @@ cnn_status cnn_backward(cnn_tensor *root, cnn_tensor *grad, int retain_graph) {
 
     node_list order = {0};
     st = topo_sort(root->grad_fn, &order);
-    cnn_release(root->grad_fn->grad_accum);
-    root->grad_fn->grad_accum = seed;
-    for (size_t k = order.len; k-- > 0 && st == CNN_OK;) {
-        cnn_node *n = order.items[k];
-        if (cnn_interrupted()) {
-            st = cnn_fail(CNN_ERR_INTERRUPTED, "backward: interrupted");
-            break;
-        }
-        if (n->grad_accum) st = run_node(n); /* no gradient reached it: nothing to propagate */
+    if (st == CNN_OK) {
+        cnn_release(root->grad_fn->grad_accum);
+        root->grad_fn->grad_accum = seed;
+    } else {
+        cnn_release(seed);
     }
-    for (size_t k = 0; k < order.len; k++) {
+    for (size_t k = order.len; k-- > 0;) {
         cnn_node *n = order.items[k];
-        cnn_release(n->grad_accum);
-        n->grad_accum = NULL;
-        n->order = 0;
-        if (!retain_graph && st == CNN_OK) node_release_state(n);
+        if (st == CNN_OK && cnn_interrupted()) st = cnn_fail(CNN_ERR_INTERRUPTED, "backward: interrupted");
+        /* a node no gradient reached has nothing to propagate */
+        if (st == CNN_OK && n->grad_accum) st = run_node(n);
+        finish_node(n, !retain_graph && st == CNN_OK);
     }
     free(order.items);
     cnn_set_grad_enabled(was_enabled);

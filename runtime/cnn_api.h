@@ -60,7 +60,8 @@ void cnn_set_num_threads(int n);
 int cnn_get_num_threads(void);
 /* Bytes of tensor storage currently allocated by this process (all threads). */
 int64_t cnn_memory_in_use(void);
-/* Freed blocks are kept for reuse (per exact size) up to a limit, 256 MiB by default. */
+/* Freed blocks are kept for reuse up to a limit, 256 MiB by default; a request may take a cached
+ * block up to twice its size, and cnn_memory_in_use counts whole blocks. */
 int64_t cnn_memory_cached(void);
 void cnn_set_cache_limit(int64_t bytes);
 void cnn_empty_cache(void);

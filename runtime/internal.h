@@ -34,11 +34,17 @@ struct cnn_tensor {
 };
 
 /* ---- autograd nodes ---------------------------------------------------------------------------
- * An op that records itself creates a node holding its inputs (retained) and whatever backward
- * needs (saved tensors, small integer/float parameters, or a ctx allocation). backward receives the
- * gradient of the op's output and writes one new tensor per input into grad_inputs[i] for every
- * input whose needs_grad[i] is set (NULL is allowed and means "zero"). It runs with grad mode off,
- * so it may use the public ops freely. */
+ * An op that records itself creates a node holding its inputs and whatever backward needs (saved
+ * tensors, small integer/float parameters, or a ctx allocation). backward receives the gradient of
+ * the op's output and writes one new tensor per input into grad_inputs[i] for every input whose
+ * needs_grad[i] is set (NULL is allowed and means "zero"). It runs with grad mode off, so it may use
+ * the public ops freely.
+ *
+ * An input that is a leaf is the leaf itself (its gradient lands in leaf->grad). An input computed by
+ * another op is a stand-in of the same geometry without data whose grad_fn is that op's node: the
+ * graph keeps the nodes alive, never the activations, so an activation's memory lives only as long
+ * as a user or a saved tensor holds it. backward may read the inputs' shapes, never their data.
+ * A node is reference counted: its output tensor holds one reference, every stand-in another. */
 enum { CNN_NODE_MAX_INPUTS = 4, CNN_NODE_MAX_SAVED = 6 };
 
 typedef cnn_status (*cnn_backward_fn)(cnn_node *node, cnn_tensor *grad_output,
@@ -48,7 +54,8 @@ struct cnn_node {
     const char *name;
     cnn_backward_fn backward;
     int n_inputs;
-    cnn_tensor *inputs[CNN_NODE_MAX_INPUTS]; /* retained; NULL for inputs not needing grad */
+    cnn_tensor *inputs[CNN_NODE_MAX_INPUTS]; /* retained leaves or stand-ins (see above); NULL
+                                                  for inputs not needing grad */
     bool needs_grad[CNN_NODE_MAX_INPUTS];
     int n_saved;
     cnn_tensor *saved[CNN_NODE_MAX_SAVED];   /* detached aliases, retained */
@@ -61,6 +68,7 @@ struct cnn_node {
     cnn_tensor *grad_accum;
     int64_t order;
     int pending;
+    atomic_long refcount;
 };
 
 /* Attaches a new node to out when grad mode is on and one of the inputs requires grad; returns it
@@ -71,7 +79,11 @@ cnn_node *cnn_record(cnn_tensor *out, const char *name, cnn_backward_fn backward
                      cnn_tensor *const *inputs, bool *failed);
 /* Saves a detached alias of t in the node (cycles through the output are avoided this way). */
 bool cnn_node_save(cnn_node *node, cnn_tensor *t);
-void cnn_node_free(cnn_node *node);
+/* Drops one reference; the last one frees the node and what it holds. */
+void cnn_node_release(cnn_node *node);
+/* The stand-in for a computed input t: t's geometry and grad_fn (one more reference to it), no data.
+ * NULL + error on failure. */
+cnn_tensor *cnn_shape_only(const cnn_tensor *t);
 
 /* ---- errors ----------------------------------------------------------------------------------- */
 /* Sets the thread's error (printf-style) and returns status; use as `return cnn_fail(...)`. */

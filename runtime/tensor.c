@@ -100,6 +100,21 @@ cnn_tensor *cnn_make_view(cnn_tensor *base, int ndim, const int64_t *shape, cons
     return t;
 }
 
+/* The storage of every stand-in (see cnn_shape_only): no data, and a count that never reaches zero. */
+static cnn_storage no_data = {1, NULL, 0};
+
+cnn_tensor *cnn_shape_only(const cnn_tensor *t) {
+    cnn_tensor *s = tensor_struct(&no_data, t->ndim, t->shape);
+    if (!s) return NULL;
+    atomic_fetch_add(&no_data.refcount, 1);
+    for (int i = 0; i < t->ndim; i++) s->stride[i] = t->stride[i];
+    s->offset = t->offset;
+    s->requires_grad = t->requires_grad;
+    s->grad_fn = t->grad_fn;
+    if (s->grad_fn) atomic_fetch_add(&s->grad_fn->refcount, 1);
+    return s;
+}
+
 cnn_tensor *cnn_empty(int ndim, const int64_t *shape) { return cnn_alloc(ndim, shape); }
 
 cnn_tensor *cnn_full(int ndim, const int64_t *shape, float value) {
@@ -162,7 +177,7 @@ static _Thread_local bool releasing;
 
 static void destroy(cnn_tensor *t) {
     if (t->grad) cnn_release(t->grad);
-    if (t->grad_fn) cnn_node_free(t->grad_fn);
+    if (t->grad_fn) cnn_node_release(t->grad_fn);
     storage_release(t->storage);
     free(t);
 }

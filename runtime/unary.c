@@ -1,5 +1,6 @@
 /* Unary elementwise ops (and the parameterised activations) with fused derivative kernels:
- * backward computes grad_in = grad_out * f'(x) in one pass from the saved input and output.
+ * backward computes grad_in = grad_out * f'(x) in one pass from the saved input or output (whichever
+ * the derivative is written in, or both).
  * Large tensors are split over the threads (the loops are memory-bound: a second core adds its
  * share of bandwidth); ReLU, the hot one, has branch-free loops of its own. */
 #include <math.h>
@@ -54,7 +55,26 @@ static inline float forward1(const unary_params *u, float x) {
     return 0;
 }
 
-/* f'(x) given x and y = f(x). */
+/* What f'(x) is computed from, so that backward keeps only that alive: ReLU's mask, for one, is read
+ * from its output, which the next layer usually saves anyway, and its input can be freed. */
+enum { NEEDS_X = 1, NEEDS_Y = 2 };
+
+static int derivative_needs(int op) {
+    switch (op) {
+    case CNN_EXP: case CNN_SQRT: case CNN_RELU: case CNN_SIGMOID: case CNN_TANH: case CNN_RSQRT:
+    case CNN_RECIPROCAL: case CNN_EXPM1:
+        return NEEDS_Y;
+    case CNN_LOG: case CNN_ABS: case CNN_SIN: case CNN_COS: case CNN_SQUARE: case CNN_SOFTPLUS:
+    case CNN_SILU: case CNN_GELU: case CNN_LOG1P: case OP_LEAKY_RELU: case OP_CLAMP:
+        return NEEDS_X;
+    case OP_ELU:
+        return NEEDS_X | NEEDS_Y;
+    default:
+        return 0; /* neg: a constant; sign, floor, ceil, round: zero */
+    }
+}
+
+/* f'(x) given x and y = f(x); only the operands derivative_needs names are meaningful. */
 static inline float derivative(const unary_params *u, float x, float y) {
     switch (u->op) {
     case CNN_NEG: return -1;
@@ -88,22 +108,25 @@ static inline float derivative(const unary_params *u, float x, float y) {
 
 static cnn_status unary_backward(cnn_node *node, cnn_tensor *g, cnn_tensor **gi) {
     unary_params u = {(int)node->ints[0], (float)node->reals[0], (float)node->reals[1]};
-    cnn_tensor *x = node->saved[0], *y = node->saved[1]; /* both contiguous */
+    const int needs = (int)node->ints[1];
+    /* the saved operands, both contiguous and of g's shape; a missing one is never read */
+    cnn_tensor *x = needs & NEEDS_X ? node->saved[0] : NULL;
+    cnn_tensor *y = needs & NEEDS_Y ? node->saved[needs & NEEDS_X ? 1 : 0] : NULL;
     cnn_tensor *gtmp;
     const float *gp = cnn_read_ptr(g, &gtmp);
     if (!gp) return cnn_last_status();
-    cnn_tensor *out = cnn_alloc(x->ndim, x->shape);
+    cnn_tensor *out = cnn_alloc(g->ndim, g->shape);
     if (!out) {
         cnn_release(gtmp);
         return cnn_last_status();
     }
-    const float *xp = cnn_ptr(x), *yp = cnn_ptr(y);
+    const float *xp = x ? cnn_ptr(x) : gp, *yp = y ? cnn_ptr(y) : gp;
     float *op = cnn_ptr(out);
-    const int64_t n = cnn_numel(x);
+    const int64_t n = cnn_numel(out);
     const int threads = cnn_threads_for(n, PARALLEL_MIN_ELEMENTS);
     if (u.op == CNN_RELU) {
 #pragma omp parallel for simd num_threads(threads) schedule(static)
-        for (int64_t i = 0; i < n; i++) op[i] = xp[i] > 0 ? gp[i] : 0.0f;
+        for (int64_t i = 0; i < n; i++) op[i] = yp[i] > 0 ? gp[i] : 0.0f;
     } else {
 #pragma omp parallel for num_threads(threads) schedule(static)
         for (int64_t i = 0; i < n; i++) op[i] = gp[i] * derivative(&u, xp[i], yp[i]);
@@ -138,7 +161,10 @@ static cnn_tensor *unary_apply(cnn_tensor *a, unary_params u) {
         node->ints[0] = u.op;
         node->reals[0] = u.p0;
         node->reals[1] = u.p1;
-        if (!cnn_node_save(node, x) || !cnn_node_save(node, out)) failed = true;
+        const int needs = derivative_needs(u.op);
+        node->ints[1] = needs;
+        if ((needs & NEEDS_X) && !cnn_node_save(node, x)) failed = true;
+        if ((needs & NEEDS_Y) && !failed && !cnn_node_save(node, out)) failed = true;
     }
     cnn_release(x);
     if (failed) {
