@@ -1,4 +1,4 @@
--- cnn.plot - line charts written as PNG files, in plain Lua (no image library needed):
+-- cnn.plot - line charts drawn in Lua and saved as compressed PNG files through cnn.image:
 --
 --   cnn.plot.history(history, "runs/lenet/curves.png")   -- loss and accuracy, train vs validation
 --   cnn.plot.chart{title="loss", xlabel="epoch", series={{name="train", values={...}}, ...}}

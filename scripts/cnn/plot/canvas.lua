@@ -2,8 +2,6 @@
 -- (digits, capital letters - lower case is drawn as capitals - and the punctuation numbers and
 -- metric names need). Pixels are one integer 0xRRGGBB each in a flat table, row-major from the top
 -- left; coordinates are 1-based like everything on the Lua side.
-local png = require "cnn.plot.png"
-
 local Canvas = {}
 Canvas.__index = Canvas
 
@@ -116,24 +114,9 @@ function Canvas:text_up(x, y, s, color, scale)
   end
 end
 
-function Canvas:encode_png()
-  local w, pixels = self.width, self.pixels
-  local char = string.char
-  return png.encode(w, self.height, function(y)
-    local bytes, base = {}, (y - 1) * w
-    for x = 1, w do
-      local c = pixels[base + x]
-      bytes[x] = char(c >> 16, (c >> 8) & 0xFF, c & 0xFF)
-    end
-    return table.concat(bytes)
-  end)
-end
-
+-- A compressed PNG file written atomically (stb_image_write through cnn.image.save).
 function Canvas:save_png(path)
-  local f, err = io.open(path, "wb")
-  if not f then error(string.format("plot: cannot write %s (%s)", path, err), 2) end
-  f:write(self:encode_png())
-  f:close()
+  require("cnn.image").save(path, self:to_tensor())
 end
 
 -- The canvas as a 3 x H x W tensor of values in [0, 1] (for cnn.image functions).
