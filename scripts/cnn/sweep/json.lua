@@ -4,6 +4,8 @@
 -- stay integers and floats stay floats (64 stays 64, 1.0 is written "1.0"); object keys are written
 -- in sorted order so that equal tables give equal text. NaN and infinities, which JSON cannot hold,
 -- are written as null. Tables are objects unless they are non-empty sequences (arrays).
+-- Written here because the Lua JSON libraries Debian has do not round-trip doubles: dkjson writes
+-- 0.1 + 0.2 as 0.3 (tostring's 14 digits) and lua-cjson allows at most 14 significant digits.
 local json = {}
 
 local escapes = {['"'] = '\\"', ['\\'] = '\\\\', ['\b'] = '\\b', ['\f'] = '\\f', ['\n'] = '\\n',
