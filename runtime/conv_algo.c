@@ -6,6 +6,7 @@
 
 #include "conv_depthwise.h"
 #include "conv_direct.h"
+#include "conv_fold.h"
 #include "winograd.h"
 
 typedef enum { ALGO_AUTO, ALGO_DIRECT, ALGO_IM2COL } algo_override;
@@ -28,10 +29,12 @@ static bool ungrouped_direct(const cnn_conv_plan *p, algo_override a) {
  * setup than im2col's copy (LeNet-like 1->16 and 3->32 3x3 first layers run 1.1-1.3x faster
  * through im2col; 3->64 7x7 2.2x faster direct). With fewer than CNN_DIRECT_FEW_OUTPUTS outputs a
  * stride-1 convolution turns the block around (lanes along image rows) and pays from 5x5 kernels on
- * (LeNet's 1->6 5x5: 1.6x faster than im2col). Weight gradients are always faster direct. An input
- * gradient is a stride-1 convolution with the channels swapped; through im2col it pays for col2im's
- * scattered additions on top, so direct wins there from 6 output channels (LeNet's 6->16 5x5: 1.55x)
- * but not below (a 3->32 first layer's input gradient: 1.4x slower). */
+ * (LeNet's 1->6 5x5: 2.2x faster than im2col); on maps of fewer than 32 positions the direct
+ * product stays the other way round (1x1 maps, 512->10: 2.6x faster than im2col). Weight gradients
+ * are always faster direct. An input gradient is a stride-1 convolution with the channels swapped;
+ * through im2col it pays for col2im's scattered additions on top, so direct wins there from 6 output
+ * channels but not below (a 3->32 first layer's input gradient: 1.4x slower); fold_suits takes
+ * some of these first. */
 static bool direct_suits(int64_t in_channels, int64_t out_channels, const cnn_conv_geometry *g, bool stride1) {
     const int64_t sum = in_channels * g->kernel_h * g->kernel_w;
     if (out_channels < CNN_DIRECT_FEW_OUTPUTS) return stride1 && sum >= 25;
@@ -98,6 +101,19 @@ cnn_status cnn_conv_forward(const cnn_conv_plan *p, const float *input, const fl
     return cnn_conv_im2col_forward(p, input, weight, bias, output, op);
 }
 
+/* The input gradient as a product and a fold (conv_fold.h) for few input channels and 8 or more
+ * output channels: the adjoint convolution would run C < 12 outputs through a block 32 wide
+ * (Winograd) or sum over its zero border (the lanes-along-rows product), which is widest, k - 1 on
+ * each side, for an unpadded convolution. Measured on one core against what it replaces: LeNet's
+ * 6->16 5x5 2.0x, 6->8 5x5 1.5x, 8->32 and 10->20 3x3 unpadded 1.3-3x and padded 1.1-1.5x
+ * (Winograd), 1->8 5x5 and 3->8 3x3 unpadded 1.6x and 2.5x (im2col); padded convolutions that
+ * Winograd does not take stay with the rows product (0.8-1.1x here). */
+static bool fold_suits(const cnn_conv_plan *p, algo_override a, bool winograd) {
+    const cnn_conv_geometry *g = &p->geo;
+    return ungrouped_direct(p, a) && g->stride_h == 1 && g->stride_w == 1 && g->channels < CNN_DIRECT_FEW_OUTPUTS &&
+           p->out_channels >= 8 && (winograd || (g->pad_top == 0 && g->pad_left == 0)) && cnn_fold_fits(p);
+}
+
 /* grad_input as a convolution of grad_output with the kernels flipped and the channels swapped:
  * stride 1 only (a strided convolution's adjoint spreads each output over a strided grid). */
 static cnn_status input_grad_as_convolution(const cnn_conv_plan *p, algo_override a, const float *weight,
@@ -109,7 +125,12 @@ static cnn_status input_grad_as_convolution(const cnn_conv_plan *p, algo_overrid
     if (g->stride_h != 1 || g->stride_w != 1 || !ungrouped_direct(p, a)) return CNN_OK;
     // gx[c][y][x] = sum gy[o][y - pad' + i*dh][x - pad_left' + j*dw] W[o][c][kh-1-i][kw-1-j]
     const int64_t pad_top = g->dilation_h * (kh - 1) - g->pad_top, pad_left = g->dilation_w * (kw - 1) - g->pad_left;
-    if (winograd_applies(p, a, O, C, g->height, g->width)) {
+    const bool winograd = winograd_applies(p, a, O, C, g->height, g->width);
+    if (fold_suits(p, a, winograd)) {
+        *done = true;
+        return cnn_fold_input_grad(p, weight, grad_output, grad_input, op);
+    }
+    if (winograd) {
         *done = true;
         return cnn_winograd_conv3x3(&(cnn_winograd_conv){.N = p->batch, .C = O, .H = g->out_h, .W = g->out_w, .O = C,
                                                          .out_h = g->height, .out_w = g->width, .pad_top = pad_top,

@@ -9,7 +9,10 @@
  *   winograd.c       3x3, stride 1, ungrouped, 8+ channels, outputs of 4x4 and more: F(4x4, 3x3)
  *   conv_depthwise.c one channel per group (depthwise), column stride 1 or 2: per-plane stencils
  *   conv_direct.c    other ungrouped convolutions and their weight gradients; input gradients of
- *                    stride 1 (a convolution with the flipped kernels)
+ *                    stride 1 (a convolution with the flipped kernels); conv_rows.c within it for
+ *                    stride 1 and few output channels (vector lanes along image rows)
+ *   conv_fold.c      input gradients of stride 1 with few input channels and 8+ output channels:
+ *                    a product with the transposed kernels, folded back onto the images
  *   conv_gemm.c      im2col + sgemm: other groups, strided input gradients, first layers with 1-3
  *                    channels and 3x3 kernels, builds without AVX-512
  * CNN_CONV_ALGO=im2col in the environment forces the last for everything and CNN_CONV_ALGO=direct

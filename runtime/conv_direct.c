@@ -30,6 +30,8 @@
 #include <string.h>
 
 #include "blas_threads.h"
+#include "conv_inplace.h"
+#include "conv_rows.h"
 #include "gemm_kernel.h"
 
 #ifdef __AVX512F__
@@ -424,111 +426,6 @@ static void forward_item_fn(const direct_plan *w, int64_t item, void *ctx, int t
     forward_item(w, item, f->input, f->packed, f->bias, f->output, &f->buf[thread]);
 }
 
-/* ---- forward with the lanes along image rows ------------------------------------------------------
- * For few output channels (a first layer's 6, an input gradient's 3 to 11) a register block 16 or 32
- * channels wide would be mostly idle; the lanes run along the output positions instead. With
- * stride 1 the image rows a block of 32 positions reads are contiguous once the image is padded:
- * position p = y*Wp + x of a padded image with row pitch Wp reads padded[p + offset of the tap],
- * so the block's b rows come straight from the padded image. The Wp - out_w positions of each row
- * beyond the output are computed and dropped (28 of 32 lanes useful on 28x28 maps with a 5x5 kernel,
- * 14 of 18 on LeNet's input gradient), and the kernels are read in place, one output channel per
- * register-block row. */
-typedef struct rows_plan {
-    const cnn_direct_conv *g;
-    int64_t Hp, Wp, plane, image, V, K; /* V = out_h * Wp positions computed per image */
-    int64_t *a_steps, *b_steps;        /* (K) offsets of (channel, tap) in the kernels and the image */
-    int threads;
-} rows_plan;
-
-static void rows_image(const rows_plan *r, const float *input, const float *bias, float *output, int64_t n,
-                       float *padded, float *staging) {
-    const cnn_direct_conv *g = r->g;
-    // padded (C, Hp, Wp) and zeros after it for the overhanging last row
-    int64_t x_lo = g->pad_left < 0 ? 0 : g->pad_left, x_hi = g->pad_left + g->W; // columns from the image
-    if (x_hi > r->Wp) x_hi = r->Wp;
-    if (x_hi < x_lo) x_hi = x_lo;
-    for (int64_t c = 0; c < g->C; c++)
-        for (int64_t yp = 0; yp < r->Hp; yp++) {
-            float *row = padded + c * r->plane + yp * r->Wp;
-            const int64_t y = yp - g->pad_top;
-            if (y < 0 || y >= g->H) {
-                for (int64_t xp = 0; xp < r->Wp; xp++) row[xp] = 0.0f;
-                continue;
-            }
-            const float *from = input + ((n * g->C + c) * g->H + y) * g->W - g->pad_left;
-            for (int64_t xp = 0; xp < x_lo; xp++) row[xp] = 0.0f;
-            for (int64_t xp = x_lo; xp < x_hi; xp++) row[xp] = from[xp];
-            for (int64_t xp = x_hi; xp < r->Wp; xp++) row[xp] = 0.0f;
-        }
-    for (int64_t i = g->C * r->plane; i < r->image; i++) padded[i] = 0.0f;
-    for (int64_t o0 = 0; o0 < g->O; o0 += 8) {
-        const int rows = g->O - o0 < 8 ? (int)(g->O - o0) : 8;
-        const float *a_rows[8];
-        float *c_rows[8];
-        for (int k = 0; k < 8; k++) a_rows[k] = g->weight + (o0 + (k < rows ? k : 0)) * g->w_o;
-        for (int64_t p0 = 0; p0 < r->V; p0 += 32) {
-            const int cols = r->V - p0 < 32 ? (int)(r->V - p0) : 32;
-            for (int k = 0; k < rows; k++) c_rows[k] = staging + (o0 + k) * r->V + p0;
-            cnn_gemm_kernel_gather_rows(r->K, a_rows, r->a_steps, padded + p0, r->b_steps, c_rows, rows, cols, false);
-        }
-    }
-    // the output rows, without the overhang, plus the bias
-    for (int64_t o = 0; o < g->O; o++) {
-        const float b = bias ? bias[o] : 0.0f;
-        for (int64_t y = 0; y < g->out_h; y++) {
-            const float *src = staging + o * r->V + y * r->Wp;
-            float *dst = output + ((n * g->O + o) * g->out_h + y) * g->out_w;
-            for (int64_t x = 0; x < g->out_w; x++) dst[x] = src[x] + b;
-        }
-    }
-}
-
-typedef struct rows_call {
-    const rows_plan *r;
-    const float *input, *bias;
-    float *output;
-    float **buf; /* per thread: the padded image, then the staging rows */
-} rows_call;
-
-static void rows_item(void *ctx, int64_t n, int thread) {
-    const rows_call *c = ctx;
-    float *b = c->buf[thread];
-    rows_image(c->r, c->input, c->bias, c->output, n, b, b + c->r->image);
-}
-
-static cnn_status rows_forward(const cnn_direct_conv *g, const float *input, const float *bias, float *output,
-                               const char *op) {
-    rows_plan r = {.g = g};
-    r.Hp = g->out_h + (g->kh - 1) * g->dh, r.Wp = g->out_w + (g->kw - 1) * g->dw;
-    r.plane = r.Hp * r.Wp, r.image = g->C * r.plane + (g->kw - 1) * g->dw, r.V = g->out_h * r.Wp;
-    r.K = g->C * g->kh * g->kw;
-    r.a_steps = malloc((size_t)(2 * r.K) * sizeof(int64_t));
-    if (!r.a_steps) return cnn_fail(CNN_ERR_MEMORY, "%s: out of memory", op);
-    r.b_steps = r.a_steps + r.K;
-    for (int64_t c = 0, k = 0; c < g->C; c++)
-        for (int64_t i = 0; i < g->kh; i++)
-            for (int64_t j = 0; j < g->kw; j++, k++) {
-                r.a_steps[k] = c * g->w_c + i * g->w_i + j * g->w_j;
-                r.b_steps[k] = c * r.plane + i * g->dh * r.Wp + j * g->dw;
-            }
-    r.threads = cnn_threads_for(g->N * r.V * r.K * g->O, 1 << 18);
-    if (r.threads > g->N) r.threads = (int)g->N;
-    float **buf = calloc((size_t)r.threads, sizeof *buf);
-    bool ok = buf != NULL;
-    for (int t = 0; ok && t < r.threads; t++) ok = (buf[t] = floats(r.image + g->O * r.V)) != NULL;
-    cnn_status st = CNN_OK;
-    if (!ok) {
-        st = cnn_fail(CNN_ERR_MEMORY, "%s: out of memory for the convolution buffers", op);
-    } else {
-        rows_call c = {&r, input, bias, output, buf};
-        if (!cnn_run_items(r.threads, g->N, rows_item, &c)) st = cnn_fail(CNN_ERR_INTERRUPTED, "%s: interrupted", op);
-    }
-    for (int t = 0; buf && t < r.threads; t++) cnn_block_free(buf[t], false);
-    free(buf);
-    free(r.a_steps);
-    return st;
-}
-
 /* ---- forward by panels of output channels ----------------------------------------------------------
  * With few positions (all the images fit one chunk: ResNet's 2x2 and 1x1 maps) the kernels outweigh
  * the images, and packing all of them first means writing and reading back megabytes. Instead each
@@ -548,6 +445,7 @@ static void panel_item(void *ctx, int64_t panel, int thread) {
     const direct_plan *w = c->w;
     const int64_t panel_floats = w->taps * w->g->C * w->NRv, Q = w->B * w->P;
     float *packed = c->packed[thread];
+    for (int64_t q = 0; q < Q; q++) memset(c->rows + q * w->Op + panel * w->NRv, 0, (size_t)w->NRv * sizeof(float));
     if (!pack_weights(w, packed - panel * panel_floats, panel * w->NRv, (panel + 1) * w->NRv)) {
         c->failed = true;
         return;
@@ -587,6 +485,17 @@ static bool panels_apply(const direct_plan *w) {
     return w->tap_major && w->chunks == 1 && w->panels >= 2 && !flipped;
 }
 
+typedef struct images_call {
+    const direct_plan *w;
+    const float *input;
+    float *images;
+} images_call;
+
+static void images_item(void *ctx, int64_t b, int thread) {
+    const images_call *c = ctx;
+    chunk_images(c->w, c->input, 0, b, b + 1, c->images);
+}
+
 static cnn_status panel_forward(const direct_plan *w, const float *input, const float *bias, float *output,
                                 const char *op) {
     const cnn_direct_conv *g = w->g;
@@ -601,14 +510,15 @@ static cnn_status panel_forward(const direct_plan *w, const float *input, const 
     if (!ok) {
         st = cnn_fail(CNN_ERR_MEMORY, "%s: out of memory for the convolution buffers", op);
     } else {
+        // the images channel-last, one per item; each panel clears its own columns of rows
         int64_t *base = offsets, *valid = offsets + Q, *counts = valid + w->taps * Q;
-        chunk_images(w, input, 0, 0, w->B, images);
+        images_call ic = {w, input, images};
         position_bases(w, 0, Q, base);
         for (int64_t t = 0; t < w->taps; t++) counts[t] = valid_positions(w, t, 0, Q, valid + t * Q);
-        memset(rows, 0, (size_t)(Q * w->Op) * sizeof(float));
         panel_call c = {w, images, base, valid, counts, rows, packed, false};
         store_call sc = {w, rows, bias, output};
-        if (!cnn_run_items(team, w->panels, panel_item, &c) ||
+        if (!cnn_run_items(cnn_threads_for(w->B * w->image, 1 << 15), w->B, images_item, &ic) ||
+            !cnn_run_items(team, w->panels, panel_item, &c) ||
             !cnn_run_items(cnn_threads_for(Q * w->Op, 1 << 14), (Q + 63) / 64, store_item, &sc))
             st = cnn_fail(CNN_ERR_INTERRUPTED, "%s: interrupted", op);
         else if (c.failed)
@@ -625,7 +535,8 @@ static cnn_status panel_forward(const direct_plan *w, const float *input, const 
 cnn_status cnn_direct_forward(const cnn_direct_conv *g, const float *input, const float *bias, float *output,
                               const char *op) {
     if (g->N == 0 || g->O == 0 || g->out_h * g->out_w == 0) return CNN_OK;
-    if (g->sh == 1 && g->sw == 1 && g->O < CNN_DIRECT_FEW_OUTPUTS) return rows_forward(g, input, bias, output, op);
+    if (cnn_rows_forward_suits(g)) return cnn_rows_forward(g, input, bias, output, op);
+    if (cnn_inplace_suits(g)) return cnn_inplace_forward(g, input, bias, output, op);
     direct_plan w;
     cnn_status st = plan_make(&w, g, false, op);
     if (st != CNN_OK) {
@@ -794,6 +705,8 @@ static void weight_item_fn(const direct_plan *w, int64_t item, void *ctx, int th
 cnn_status cnn_direct_weight_grad(const cnn_direct_conv *g, const float *input, const float *grad_output,
                                   float *grad_weight, const char *op) {
     const int64_t taps_all = g->kh * g->kw;
+    if (g->N > 0 && g->C > 0 && g->out_h > 0 && cnn_rows_weight_grad_suits(g))
+        return cnn_rows_weight_grad(g, input, grad_output, grad_weight, op);
     direct_plan w;
     cnn_status st = CNN_OK;
     if (g->N == 0 || g->O == 0 || g->out_h * g->out_w == 0 || g->C == 0 ||
@@ -831,7 +744,7 @@ cnn_status cnn_direct_weight_grad(const cnn_direct_conv *g, const float *input, 
             for (int t = first + 1; t < w.threads; t++) {
                 if (!buf[t].used) continue;
                 const float *share = buf[t].wt;
-#pragma omp parallel for num_threads(w.threads) schedule(static)
+#pragma omp parallel for num_threads(cnn_threads_for(wt_floats, 1 << 15)) schedule(static)
                 for (int64_t i = 0; i < wt_floats; i++) sum[i] += share[i];
             }
             unpack_weight_grad(&w, sum, grad_weight);

@@ -10,7 +10,9 @@
  *
  * The weight gradient is the same product turned around: (taps x positions) by the output
  * gradient as (positions x channels). Stride-1 convolutions with few output channels turn the
- * block the other way (lanes along image rows, see conv_direct.c). */
+ * block the other way (lanes along image rows, conv_rows.h), and convolutions over a few positions
+ * with a large weight read the kernels in place (conv_inplace.h); cnn_direct_forward and
+ * cnn_direct_weight_grad hand those over. */
 #ifndef CNN_CONV_DIRECT_H
 #define CNN_CONV_DIRECT_H
 

@@ -284,10 +284,35 @@ static float sum_floats(const float *x, int64_t n) {
     return s;
 }
 
+/* Images per share of the bias gradient: shares are summed in parallel and then in order, so that the
+ * result does not depend on the number of threads. */
+enum { BIAS_SHARE_IMAGES = 8 };
+
 void cnn_conv_bias_grad(const float *grad, int64_t batch, int64_t channels, int64_t plane, float *grad_bias) {
+    const int64_t shares = (batch + BIAS_SHARE_IMAGES - 1) / BIAS_SHARE_IMAGES;
+    double *partial = shares > 1 ? malloc((size_t)(shares * channels) * sizeof(double)) : NULL;
+    if (!partial) { // one share (or no memory for more): in order on this thread
+        for (int64_t c = 0; c < channels; c++) {
+            double total = 0;
+            for (int64_t n = 0; n < batch; n++) total += sum_floats(grad + (n * channels + c) * plane, plane);
+            grad_bias[c] = (float)total;
+        }
+        return;
+    }
+#pragma omp parallel for num_threads(cnn_threads_for(batch * channels * plane, 1 << 16)) schedule(static)
+    for (int64_t s = 0; s < shares; s++) {
+        const int64_t n_hi = (s + 1) * BIAS_SHARE_IMAGES < batch ? (s + 1) * BIAS_SHARE_IMAGES : batch;
+        for (int64_t c = 0; c < channels; c++) {
+            double total = 0;
+            for (int64_t n = s * BIAS_SHARE_IMAGES; n < n_hi; n++)
+                total += sum_floats(grad + (n * channels + c) * plane, plane);
+            partial[s * channels + c] = total;
+        }
+    }
     for (int64_t c = 0; c < channels; c++) {
         double total = 0;
-        for (int64_t n = 0; n < batch; n++) total += sum_floats(grad + (n * channels + c) * plane, plane);
+        for (int64_t s = 0; s < shares; s++) total += partial[s * channels + c];
         grad_bias[c] = (float)total;
     }
+    free(partial);
 }

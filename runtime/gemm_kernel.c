@@ -75,15 +75,19 @@ void cnn_gemm_kernel(int64_t k_blocks, const float *a, const float *b, float *c,
 #undef ROW_OF
 }
 
-/* The gathered 8 x 32 block; b row k at b + b_steps[k] when b_steps is given, else at b + k * ldb.
- * Inlined into its two callers, each with b_steps fixed, so that each loop is the plain one. */
-static inline __attribute__((always_inline)) void gather_block(int64_t steps, const float *const a_rows[CNN_GEMM_MR],
+/* The gathered block of the first mr rows (4, 6 or 8; a constant in every caller, so that the rows
+ * left out cost nothing: a block of 6 live rows otherwise runs 8 rows of multiply-adds); b row k at
+ * b + b_steps[k] when b_steps is given, else at b + k * ldb. Inlined into its callers, each with mr
+ * and b_steps fixed, so that each loop is the plain one. */
+static inline __attribute__((always_inline)) void gather_block(const int mr, int64_t steps,
+                                                               const float *const a_rows[CNN_GEMM_MR],
                                                                const int64_t *a_steps, const float *b, int64_t ldb,
                                                                const int64_t *b_steps, float *const c_rows[CNN_GEMM_MR],
                                                                int rows, int cols, bool accumulate) {
     CNN_ZERO_PAIRS;
     const float *a0 = a_rows[0], *a1 = a_rows[1], *a2 = a_rows[2], *a3 = a_rows[3];
-    const float *a4 = a_rows[4], *a5 = a_rows[5], *a6 = a_rows[6], *a7 = a_rows[7];
+    const float *a4 = a_rows[mr > 4 ? 4 : 0], *a5 = a_rows[mr > 4 ? 5 : 0];
+    const float *a6 = a_rows[mr > 6 ? 6 : 0], *a7 = a_rows[mr > 6 ? 7 : 0];
     // b is read only where c is written: its rows may end at the block's last column
     const __mmask16 m0 = first_mask(cols), m1 = second_mask(cols);
     for (int64_t k = 0; k < steps; k++) {
@@ -94,26 +98,45 @@ static inline __attribute__((always_inline)) void gather_block(int64_t steps, co
         CNN_FMA_PAIR(_mm512_set1_ps(a1[off]), c10, c11);
         CNN_FMA_PAIR(_mm512_set1_ps(a2[off]), c20, c21);
         CNN_FMA_PAIR(_mm512_set1_ps(a3[off]), c30, c31);
-        CNN_FMA_PAIR(_mm512_set1_ps(a4[off]), c40, c41);
-        CNN_FMA_PAIR(_mm512_set1_ps(a5[off]), c50, c51);
-        CNN_FMA_PAIR(_mm512_set1_ps(a6[off]), c60, c61);
-        CNN_FMA_PAIR(_mm512_set1_ps(a7[off]), c70, c71);
+        if (mr > 4) {
+            CNN_FMA_PAIR(_mm512_set1_ps(a4[off]), c40, c41);
+            CNN_FMA_PAIR(_mm512_set1_ps(a5[off]), c50, c51);
+        }
+        if (mr > 6) {
+            CNN_FMA_PAIR(_mm512_set1_ps(a6[off]), c60, c61);
+            CNN_FMA_PAIR(_mm512_set1_ps(a7[off]), c70, c71);
+        }
     }
 #define ROW_OF(r) (c_rows[r])
     CNN_STORE_PAIRS(ROW_OF);
 #undef ROW_OF
 }
 
+/* The gathered block with as few rows of multiply-adds as cover `rows`. */
+static inline __attribute__((always_inline)) void gather_rows_fitted(int64_t steps,
+                                                                     const float *const a_rows[CNN_GEMM_MR],
+                                                                     const int64_t *a_steps, const float *b,
+                                                                     int64_t ldb, const int64_t *b_steps,
+                                                                     float *const c_rows[CNN_GEMM_MR], int rows,
+                                                                     int cols, bool accumulate) {
+    if (rows <= 4)
+        gather_block(4, steps, a_rows, a_steps, b, ldb, b_steps, c_rows, rows, cols, accumulate);
+    else if (rows <= 6)
+        gather_block(6, steps, a_rows, a_steps, b, ldb, b_steps, c_rows, rows, cols, accumulate);
+    else
+        gather_block(8, steps, a_rows, a_steps, b, ldb, b_steps, c_rows, rows, cols, accumulate);
+}
+
 void cnn_gemm_kernel_gather(int64_t steps, const float *const a_rows[CNN_GEMM_MR], const int64_t *a_steps,
                             const float *b, int64_t ldb, float *const c_rows[CNN_GEMM_MR], int rows, int cols,
                             bool accumulate) {
-    gather_block(steps, a_rows, a_steps, b, ldb, NULL, c_rows, rows, cols, accumulate);
+    gather_rows_fitted(steps, a_rows, a_steps, b, ldb, NULL, c_rows, rows, cols, accumulate);
 }
 
 void cnn_gemm_kernel_gather_rows(int64_t steps, const float *const a_rows[CNN_GEMM_MR], const int64_t *a_steps,
                                  const float *b, const int64_t *b_steps, float *const c_rows[CNN_GEMM_MR], int rows,
                                  int cols, bool accumulate) {
-    gather_block(steps, a_rows, a_steps, b, 0, b_steps, c_rows, rows, cols, accumulate);
+    gather_rows_fitted(steps, a_rows, a_steps, b, 0, b_steps, c_rows, rows, cols, accumulate);
 }
 
 void cnn_gemm_kernel_gather16(int64_t steps, const float *const a_rows[CNN_GEMM_MR], const int64_t *a_steps,

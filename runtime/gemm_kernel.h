@@ -31,7 +31,8 @@ void cnn_gemm_kernel(int64_t k_blocks, const float *a, const float *b, float *c,
  * k < steps (any count), b row k at b + k * ldb, c row r at c_rows[r]. cols <= 32;
  * cnn_gemm_kernel_gather16 is the 8 x 16 variant for products only 16 wide. All 8 a_rows must be
  * readable at every offset; b is read in its first cols columns only; only the first `rows` c_rows
- * are written. */
+ * are written. The 32-wide gathered blocks run 4 or 6 rows of multiply-adds when rows allows (a
+ * convolution with 6 output channels wastes none). */
 void cnn_gemm_kernel_gather(int64_t steps, const float *const a_rows[CNN_GEMM_MR], const int64_t *a_steps,
                             const float *b, int64_t ldb, float *const c_rows[CNN_GEMM_MR], int rows, int cols,
                             bool accumulate);

@@ -12,7 +12,7 @@
 #include "internal.h"
 
 /* Elementwise updates smaller than this run on one thread: spawning costs more than it saves. */
-enum { CNN_OPTIM_PARALLEL_MIN = 1 << 15 };
+enum { CNN_OPTIM_PARALLEL_MIN = 1 << 16 };
 
 /* Checks n and the params array itself, then that every parameter is a contiguous tensor and that
  * its gradient, when it has one, has the parameter's shape. */

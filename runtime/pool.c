@@ -289,16 +289,74 @@ static void max_pool_plane(const pool_plan *p, const float *in, float *out, int3
     }
 }
 
+enum { MAX_KH, MAX_KW, MAX_SH, MAX_SW, MAX_PH, MAX_PW, MAX_DH, MAX_DW, MAX_N_PARAMS };
+
+/* A 2x2 stride-2 pooling whose windows tile the plane exactly (even sizes, no padding): its input
+ * gradient is written once, pixel by pixel, without the zeroing and scattered adds of the general
+ * backward (which reads and writes the whole gradient twice). */
+static bool tiles_2x2(const int64_t *v, int64_t H, int64_t W, int64_t oH, int64_t oW) {
+    return v[MAX_KH] == 2 && v[MAX_KW] == 2 && v[MAX_SH] == 2 && v[MAX_SW] == 2 && v[MAX_PH] == 0 &&
+           v[MAX_PW] == 0 && v[MAX_DH] == 1 && v[MAX_DW] == 1 && H == 2 * oH && W == 2 * oW;
+}
+
+/* One plane of that gradient: each window's winner gets its output's gradient, the others zero. */
+static void max_pool_2x2_plane_backward(const int32_t *argmax, const float *go, float *gi, int64_t oH, int64_t oW) {
+    const int64_t W = 2 * oW;
+    int64_t ox0 = 0;
+    for (int64_t oy = 0; oy < oH; oy++) {
+        float *row0 = gi + 2 * oy * W, *row1 = row0 + W;
+#ifdef __AVX512F__
+        // 16 windows at a time: the taps' gradients in four registers, interleaved into two rows
+        const __m512i twice = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+        const __m512i hi = _mm512_add_epi32(lo, _mm512_set1_epi32(8));
+        for (ox0 = 0; ox0 < oW; ox0 += 16) {
+            const int64_t n = oW - ox0 < 16 ? oW - ox0 : 16;
+            const __mmask16 m = (__mmask16)((1u << n) - 1);
+            const __m512i at = _mm512_maskz_loadu_epi32(m, argmax + oy * oW + ox0);
+            const __m512 g = _mm512_maskz_loadu_ps(m, go + oy * oW + ox0);
+            const __m512i tap0 = _mm512_add_epi32(_mm512_set1_epi32((int32_t)(2 * oy * W + 2 * ox0)), twice);
+            const __m512i tap2 = _mm512_add_epi32(tap0, _mm512_set1_epi32((int32_t)W));
+            const __m512i one = _mm512_set1_epi32(1);
+            const __m512 v0 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(at, tap0), g);
+            const __m512 v1 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(at, _mm512_add_epi32(tap0, one)), g);
+            const __m512 v2 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(at, tap2), g);
+            const __m512 v3 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(at, _mm512_add_epi32(tap2, one)), g);
+            const __mmask16 first = (__mmask16)(2 * n >= 16 ? 0xffffu : (1u << (2 * n)) - 1);
+            const __mmask16 second = (__mmask16)(2 * n > 16 ? (1u << (2 * n - 16)) - 1 : 0);
+            _mm512_mask_storeu_ps(row0 + 2 * ox0, first, _mm512_permutex2var_ps(v0, lo, v1));
+            _mm512_mask_storeu_ps(row0 + 2 * ox0 + 16, second, _mm512_permutex2var_ps(v0, hi, v1));
+            _mm512_mask_storeu_ps(row1 + 2 * ox0, first, _mm512_permutex2var_ps(v2, lo, v3));
+            _mm512_mask_storeu_ps(row1 + 2 * ox0 + 16, second, _mm512_permutex2var_ps(v2, hi, v3));
+        }
+#endif
+        for (int64_t ox = ox0; ox < oW; ox++) {
+            const int32_t at = argmax[oy * oW + ox], tap0 = (int32_t)(2 * oy * W + 2 * ox);
+            const float g = go[oy * oW + ox];
+            row0[2 * ox] = at == tap0 ? g : 0.0f;
+            row0[2 * ox + 1] = at == tap0 + 1 ? g : 0.0f;
+            row1[2 * ox] = at == tap0 + (int32_t)W ? g : 0.0f;
+            row1[2 * ox + 1] = at == tap0 + (int32_t)W + 1 ? g : 0.0f;
+        }
+    }
+}
+
 /* node->ctx holds the winning position within its plane for every output element. */
 static cnn_status max_pool2d_backward(cnn_node *node, cnn_tensor *grad_output, cnn_tensor **grad_inputs) {
     const cnn_tensor *input = node->inputs[0];
     const int32_t *argmax = node->ctx;
+    const int64_t H = input->shape[input->ndim - 2], W = input->shape[input->ndim - 1];
+    const int64_t oH = grad_output->shape[grad_output->ndim - 2], oW = grad_output->shape[grad_output->ndim - 1];
+    const int64_t plane_in = H * W, plane_out = oH * oW, planes = cnn_spatial_count(input);
+    const bool tiled = tiles_2x2(node->ints, H, W, oH, oW);
     cnn_spatial_io io;
-    if (!cnn_spatial_backward_begin(&io, grad_output, input)) return cnn_last_status();
-    const int64_t plane_in = input->shape[input->ndim - 2] * input->shape[input->ndim - 1];
-    const int64_t plane_out =
-        grad_output->shape[grad_output->ndim - 2] * grad_output->shape[grad_output->ndim - 1];
-    const int64_t planes = cnn_spatial_count(input);
+    if (!cnn_spatial_backward_begin_as(&io, grad_output, input, !tiled)) return cnn_last_status();
+    if (tiled) {
+#pragma omp parallel for if (planes * plane_in > CNN_SPATIAL_PARALLEL_MIN) schedule(static)
+        for (int64_t c = 0; c < planes; c++)
+            max_pool_2x2_plane_backward(argmax + c * plane_out, io.src + c * plane_out, io.dst + c * plane_in, oH, oW);
+        return cnn_spatial_backward_end(&io, grad_inputs);
+    }
 #pragma omp parallel for if (planes * plane_out > CNN_SPATIAL_PARALLEL_MIN) schedule(static)
     for (int64_t c = 0; c < planes; c++)
         for (int64_t i = 0; i < plane_out; i++) {
@@ -324,6 +382,7 @@ cnn_tensor *cnn_max_pool2d(cnn_tensor *input, const cnn_pool2d_options *options)
         return cnn_fail_null(CNN_ERR_MEMORY, "max_pool2d: out of memory (input %s)", cnn_shape_str(input));
     }
     const int64_t plane_in = p.H * p.W, plane_out = p.oH * p.oW;
+    const int64_t params[MAX_N_PARAMS] = {p.kh, p.kw, p.sh, p.sw, p.ph, p.pw, p.dh, p.dw};
 #ifdef __AVX512F__
     // with padding, every window is done by the vector rows on a -inf-bordered copy of its plane
     if ((p.ph > 0 || p.pw > 0) && vector_pooling(&p)) {
@@ -345,14 +404,14 @@ cnn_tensor *cnn_max_pool2d(cnn_tensor *input, const cnn_pool2d_options *options)
             cnn_spatial_io_abort(&io);
             return cnn_fail_null(CNN_ERR_MEMORY, "max_pool2d: out of memory (input %s)", cnn_shape_str(input));
         }
-        return cnn_spatial_forward_end(&io, input, "max_pool2d", max_pool2d_backward, NULL, 0, argmax);
+        return cnn_spatial_forward_end(&io, input, "max_pool2d", max_pool2d_backward, params, MAX_N_PARAMS, argmax);
     }
 #endif
 #pragma omp parallel for if (p.planes * plane_out * p.kh * p.kw > CNN_SPATIAL_PARALLEL_MIN) schedule(static)
     for (int64_t c = 0; c < p.planes; c++)
         max_pool_plane(&p, io.src + c * plane_in, io.dst + c * plane_out,
                        argmax ? argmax + c * plane_out : NULL);
-    return cnn_spatial_forward_end(&io, input, "max_pool2d", max_pool2d_backward, NULL, 0, argmax);
+    return cnn_spatial_forward_end(&io, input, "max_pool2d", max_pool2d_backward, params, MAX_N_PARAMS, argmax);
 }
 
 /* ---- average pooling -------------------------------------------------------------------------- */

@@ -40,7 +40,7 @@ cnn_tensor *cnn_spatial_forward_end(cnn_spatial_io *io, cnn_tensor *input, const
     return out;
 }
 
-bool cnn_spatial_backward_begin(cnn_spatial_io *io, cnn_tensor *grad_output, const cnn_tensor *input) {
+bool cnn_spatial_backward_begin_as(cnn_spatial_io *io, cnn_tensor *grad_output, const cnn_tensor *input, bool zeroed) {
     *io = (cnn_spatial_io){0};
     io->src = cnn_read_ptr(grad_output, &io->src_tmp);
     io->out = io->src ? cnn_alloc(input->ndim, input->shape) : NULL;
@@ -49,8 +49,12 @@ bool cnn_spatial_backward_begin(cnn_spatial_io *io, cnn_tensor *grad_output, con
         return false;
     }
     io->dst = cnn_ptr(io->out);
-    memset(io->dst, 0, (size_t)cnn_numel(io->out) * sizeof(float));
+    if (zeroed) memset(io->dst, 0, (size_t)cnn_numel(io->out) * sizeof(float));
     return true;
+}
+
+bool cnn_spatial_backward_begin(cnn_spatial_io *io, cnn_tensor *grad_output, const cnn_tensor *input) {
+    return cnn_spatial_backward_begin_as(io, grad_output, input, true);
 }
 
 cnn_status cnn_spatial_backward_end(cnn_spatial_io *io, cnn_tensor **grad_inputs) {

@@ -44,8 +44,10 @@ bool cnn_spatial_forward_begin(cnn_spatial_io *io, cnn_tensor *input, int64_t h,
  * freed here when no node is recorded) and returns the output, or NULL when recording failed. */
 cnn_tensor *cnn_spatial_forward_end(cnn_spatial_io *io, cnn_tensor *input, const char *op,
                                     cnn_backward_fn backward, const int64_t *params, int n_params, void *ctx);
-/* Backward: src <- grad_output; out <- zeros shaped like input. */
+/* Backward: src <- grad_output; out <- zeros shaped like input (left uninitialised when zeroed is
+ * false, for a pass that writes every element itself). */
 bool cnn_spatial_backward_begin(cnn_spatial_io *io, cnn_tensor *grad_output, const cnn_tensor *input);
+bool cnn_spatial_backward_begin_as(cnn_spatial_io *io, cnn_tensor *grad_output, const cnn_tensor *input, bool zeroed);
 /* Hands the input gradient over to grad_inputs[0]. */
 cnn_status cnn_spatial_backward_end(cnn_spatial_io *io, cnn_tensor **grad_inputs);
 /* Releases everything after a failure between begin and end. */

@@ -54,46 +54,81 @@ typedef struct wg_scratch {
 } wg_scratch;
 
 /* ---- weights ------------------------------------------------------------------------------------ */
-/* UT[xi][o / 32][c][o % 32] = (G g G^T)[xi] for the 3x3 kernel g of (o, c); zero for padding. Sixteen
- * output channels at a time: their 9 taps gathered through the weight's strides, the 36 values a
- * product with kron(G, G) (36 x 9), stored as 36 vectors. */
+/* One axis of G g G^T on vectors of 16 output channels: out[0..5] = G in[0..2], with
+ *   G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1]
+ * written out, so that the 36 points cost about 130 vector operations and no table look-ups. */
+static inline void apply_g(const __m512 in[3], __m512 out[6]) {
+    const __m512 sixth = _mm512_set1_ps(1.0f / 6), twelfth = _mm512_set1_ps(1.0f / 12);
+    const __m512 quarter = _mm512_set1_ps(1.0f / 4), twenty_fourth = _mm512_set1_ps(1.0f / 24);
+    const __m512 ends = _mm512_add_ps(in[0], in[2]);
+    out[0] = _mm512_mul_ps(in[0], quarter);
+    out[1] = _mm512_mul_ps(_mm512_add_ps(ends, in[1]), _mm512_set1_ps(-1.0f / 6));
+    out[2] = _mm512_mul_ps(_mm512_sub_ps(in[1], ends), sixth);
+    const __m512 even = _mm512_fmadd_ps(in[0], twenty_fourth, _mm512_mul_ps(in[2], sixth));
+    const __m512 odd = _mm512_mul_ps(in[1], twelfth);
+    out[3] = _mm512_add_ps(even, odd);
+    out[4] = _mm512_sub_ps(even, odd);
+    out[5] = in[2];
+}
+
+/* UT[xi][o / 32][c][o % 32] = (G g G^T)[xi] for the 3x3 kernel g of (o, c), xi = i*6 + l; zero for
+ * padding. Sixteen output channels at a time: their 9 taps of each input channel, G applied along the
+ * kernel's columns and rows, stored as 36 vectors. A weight in its own layout (each output channel's
+ * C*9 values contiguous) is first transposed in 16 x 16 register blocks into `columns` (C*9, 16);
+ * other layouts (an input gradient's flipped kernels) are gathered through their strides, which
+ * costs 2-3x more (on 4x4 maps with one tile per image the transform was 20% of a forward pass). */
 static void transform_weights(const wg_plan *w) {
-    static const double G[6][3] = {{1.0 / 4, 0, 0},
-                                   {-1.0 / 6, -1.0 / 6, -1.0 / 6},
-                                   {-1.0 / 6, 1.0 / 6, -1.0 / 6},
-                                   {1.0 / 24, 1.0 / 12, 1.0 / 6},
-                                   {1.0 / 24, -1.0 / 12, 1.0 / 6},
-                                   {0, 0, 1}};
-    float kron[POINTS][9]; // kron[i*6 + l][a*3 + b] = G[i][a] G[l][b]
-    for (int i = 0; i < 6; i++)
-        for (int l = 0; l < 6; l++)
-            for (int a = 0; a < 3; a++)
-                for (int b = 0; b < 3; b++) kron[i * 6 + l][a * 3 + b] = (float)(G[i][a] * G[l][b]);
     const cnn_winograd_conv *p = w->p;
-    const int64_t point_stride = w->panels * w->Cp * 32, blocks = w->Op / 16;
+    const int64_t point_stride = w->panels * w->Cp * 32, blocks = w->Op / 16, K = p->C * 9;
+    const bool own_layout = p->w_j == 1 && p->w_i == 3 && p->w_c == 9 && p->w_o == K;
     const __m512i lanes = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
                                              _mm512_set1_epi32((int32_t)p->w_o));
-#pragma omp parallel for num_threads(w->threads) schedule(static)
-    for (int64_t ob = 0; ob < blocks; ob++) {
-        const int64_t o0 = ob * 16;
-        const __mmask16 live = cnn_lanes16(p->O - o0);
-        for (int64_t c = 0; c < w->Cp; c++) {
-            float *dst = w->UT + ((o0 / 32) * w->Cp + c) * 32 + o0 % 32;
-            if (c >= p->C) {
-                for (int xi = 0; xi < POINTS; xi++) _mm512_storeu_ps(dst + xi * point_stride, _mm512_setzero_ps());
-                continue;
-            }
-            __m512 g[9];
-            for (int t = 0; t < 9; t++)
-                g[t] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), live, lanes,
-                                                p->weight + o0 * p->w_o + c * p->w_c + (t / 3) * p->w_i + (t % 3) * p->w_j, 4);
-            for (int xi = 0; xi < POINTS; xi++) {
-                __m512 u = _mm512_setzero_ps();
-                for (int t = 0; t < 9; t++)
-                    if (kron[xi][t] != 0.0f) u = _mm512_fmadd_ps(_mm512_set1_ps(kron[xi][t]), g[t], u);
-                _mm512_storeu_ps(dst + xi * point_stride, u);
+#pragma omp parallel num_threads(w->threads)
+    {
+        // a failed allocation falls back to the gathers
+        float *columns = own_layout ? cnn_block_alloc((size_t)(K + 16) * 16 * sizeof(float), false) : NULL;
+#pragma omp for schedule(static)
+        for (int64_t ob = 0; ob < blocks; ob++) {
+            const int64_t o0 = ob * 16;
+            const __mmask16 live = cnn_lanes16(p->O - o0);
+            if (columns)
+                for (int64_t k0 = 0; k0 < K; k0 += 16) {
+                    __m512 r[16];
+                    const __mmask16 cols = cnn_lanes16(K - k0);
+                    for (int64_t l = 0; l < 16; l++)
+                        r[l] = o0 + l < p->O ? _mm512_maskz_loadu_ps(cols, p->weight + (o0 + l) * K + k0)
+                                             : _mm512_setzero_ps();
+                    cnn_transpose16(r); // r[m]: element k0 + m of the 16 output channels
+                    for (int64_t m = 0; m < 16; m++) _mm512_storeu_ps(columns + (k0 + m) * 16, r[m]);
+                }
+            for (int64_t c = 0; c < w->Cp; c++) {
+                float *dst = w->UT + ((o0 / 32) * w->Cp + c) * 32 + o0 % 32;
+                if (c >= p->C) {
+                    for (int xi = 0; xi < POINTS; xi++) _mm512_storeu_ps(dst + xi * point_stride, _mm512_setzero_ps());
+                    continue;
+                }
+                __m512 g[3][3], gg[6][3]; // g[a][b] = tap (a, b); gg = G g
+                for (int a = 0; a < 3; a++)
+                    for (int b = 0; b < 3; b++)
+                        g[a][b] = columns ? _mm512_loadu_ps(columns + (c * 9 + a * 3 + b) * 16)
+                                          : _mm512_mask_i32gather_ps(_mm512_setzero_ps(), live, lanes,
+                                                                     p->weight + o0 * p->w_o + c * p->w_c +
+                                                                         a * p->w_i + b * p->w_j,
+                                                                     4);
+                for (int b = 0; b < 3; b++) {
+                    const __m512 column[3] = {g[0][b], g[1][b], g[2][b]};
+                    __m512 out[6];
+                    apply_g(column, out);
+                    for (int i = 0; i < 6; i++) gg[i][b] = out[i];
+                }
+                for (int i = 0; i < 6; i++) {
+                    __m512 out[6];
+                    apply_g(gg[i], out);
+                    for (int l = 0; l < 6; l++) _mm512_storeu_ps(dst + (i * 6 + l) * point_stride, out[l]);
+                }
             }
         }
+        cnn_block_free(columns, false);
     }
 }
 

@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "cnn.h"
+#include "conv_fold.h"
+#include "conv_rows.h"
 #include "gemm_kernel.h"
 #include "harness.h"
 
@@ -40,6 +42,47 @@ TEST(gemm_kernel_matches_loops_for_partial_blocks_and_accumulation) {
                     CHECK_NEAR(c[r * LDC + j], ref, 1e-5);
                 }
         }
+    free(a), free(b), free(c);
+}
+
+/* The gathered blocks with every row count (blocks of 4, 6 or 8 rows of multiply-adds run behind
+ * them), partial column counts, b rows by stride and by offsets, and accumulation. */
+TEST(gather_kernels_match_loops_for_every_row_count) {
+    enum { MR = CNN_GEMM_MR, NR = CNN_GEMM_NR, STEPS = 13, LDA = 40, LDB = NR + 3 };
+    float *a = malloc(sizeof(float) * MR * LDA), *b = malloc(sizeof(float) * STEPS * LDB * 2);
+    float *c = malloc(sizeof(float) * MR * NR);
+    REQUIRE(a && b && c);
+    srand(5);
+    for (int i = 0; i < MR * LDA; i++) a[i] = (float)rand() / RAND_MAX - 0.5f;
+    for (int i = 0; i < STEPS * LDB * 2; i++) b[i] = (float)rand() / RAND_MAX - 0.5f;
+    int64_t a_steps[STEPS], b_steps[STEPS];
+    for (int k = 0; k < STEPS; k++) a_steps[k] = (k * 7) % LDA / 2, b_steps[k] = ((k * 5) % STEPS) * 2 * LDB + 1;
+    const int col_counts[] = {NR, 17, 5};
+    for (int by_offsets = 0; by_offsets < 2; by_offsets++)
+        for (int rows = 1; rows <= MR; rows++)
+            for (size_t ci = 0; ci < sizeof col_counts / sizeof col_counts[0]; ci++)
+                for (int accumulate = 0; accumulate < 2; accumulate++) {
+                    const int cols = col_counts[ci];
+                    const float *a_rows[MR];
+                    float *c_rows[MR];
+                    for (int r = 0; r < MR; r++) a_rows[r] = a + r * LDA, c_rows[r] = c + r * NR;
+                    for (int i = 0; i < MR * NR; i++) c[i] = 3.0f;
+                    if (by_offsets)
+                        cnn_gemm_kernel_gather_rows(STEPS, a_rows, a_steps, b, b_steps, c_rows, rows, cols, accumulate);
+                    else
+                        cnn_gemm_kernel_gather(STEPS, a_rows, a_steps, b, LDB, c_rows, rows, cols, accumulate);
+                    for (int r = 0; r < MR; r++)
+                        for (int j = 0; j < NR; j++) {
+                            if (r >= rows || j >= cols) { // outside the block: untouched
+                                CHECK(c[r * NR + j] == 3.0f);
+                                continue;
+                            }
+                            double ref = accumulate ? 3.0 : 0.0;
+                            for (int k = 0; k < STEPS; k++)
+                                ref += (double)a[r * LDA + a_steps[k]] * b[(by_offsets ? b_steps[k] : k * LDB) + j];
+                            CHECK_NEAR(c[r * NR + j], ref, 1e-5);
+                        }
+                }
     free(a), free(b), free(c);
 }
 
@@ -186,14 +229,133 @@ TEST(direct_convolutions_match_direct_loops) {
         {.N = 3, .C = 6, .H = 14, .W = 14, .O = 16, .k = 5, .stride = 1, .pad = 0, .groups = 1, .with_bias = 1},
         {.N = 1, .C = 20, .H = 13, .W = 9, .O = 70, .k = 3, .stride = 1, .pad = 1, .groups = 1},
         {.N = 40, .C = 16, .H = 6, .W = 5, .O = 16, .k = 3, .stride = 1, .pad = 1, .groups = 1},
-        // fewer than 12 outputs at stride 1: lanes along image rows (forward), and input gradients
-        // with 6 to 11 channels the same way
+        // fewer than 12 outputs at stride 1: lanes along image rows (forward, on maps of 32+
+        // positions; the last one's 3x2 map stays with the product over channels), and input
+        // gradients with 6 to 11 channels the same way
         {.N = 3, .C = 1, .H = 12, .W = 11, .O = 6, .k = 5, .stride = 1, .pad = 2, .groups = 1, .with_bias = 1},
         {.N = 2, .C = 7, .H = 9, .W = 13, .O = 5, .k = 3, .stride = 1, .pad = 1, .groups = 1, .dilation = 2},
         {.N = 2, .C = 11, .H = 7, .W = 6, .O = 9, .k = 5, .stride = 1, .pad = 0, .groups = 1, .with_bias = 1},
     };
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) check_conv(&shapes[i], 1e-4);
     unsetenv("CNN_CONV_ALGO");
+}
+
+/* Input gradients of stride 1 with few input channels and 8+ output channels are a product
+ * and a fold (conv_fold.h): unpadded (LeNet's 6->16 5x5, 4->8 3x3, sizes that leave partial blocks of
+ * (channel, tap) rows and of positions, several chunks of images), and 3x3 with padding where
+ * Winograd would otherwise take it. Weight gradients of stride 1 with at most 6 output channels on
+ * rows of 8+ outputs run along image rows (conv_rows.h): 1, 3 and 6 output channels, taps not a
+ * multiple of the block's 4, rows wider than 16, dilation, 16 input channels on 12-wide rows. */
+TEST(fold_and_rows_paths_match_direct_loops) {
+    const conv_shape shapes[] = {
+        {.N = 5, .C = 6, .H = 14, .W = 14, .O = 16, .k = 5, .stride = 1, .pad = 0, .groups = 1, .with_bias = 1},
+        {.N = 2, .C = 3, .H = 11, .W = 21, .O = 17, .k = 3, .stride = 1, .pad = 0, .groups = 1},
+        {.N = 3, .C = 4, .H = 9, .W = 12, .O = 8, .k = 3, .stride = 1, .pad = 0, .groups = 1, .with_bias = 1},
+        {.N = 3, .C = 1, .H = 28, .W = 28, .O = 6, .k = 5, .stride = 1, .pad = 2, .groups = 1, .with_bias = 1},
+        {.N = 2, .C = 2, .H = 10, .W = 23, .O = 3, .k = 3, .stride = 1, .pad = 2, .groups = 1, .dilation = 2},
+        {.N = 3, .C = 16, .H = 12, .W = 13, .O = 5, .k = 3, .stride = 1, .pad = 1, .groups = 1},
+        {.N = 2, .C = 7, .H = 9, .W = 9, .O = 1, .k = 2, .stride = 1, .pad = 0, .groups = 1, .with_bias = 1},
+    };
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) check_conv(&shapes[i], 1e-4);
+    // 8+ channels both ways: the forward pass is Winograd's, held to its tolerance (see above)
+    const conv_shape winograd_forward[] = {
+        {.N = 40, .C = 11, .H = 6, .W = 7, .O = 24, .k = 3, .stride = 1, .pad = 0, .groups = 1},
+        {.N = 2, .C = 8, .H = 9, .W = 10, .O = 32, .k = 3, .stride = 1, .pad = 1, .groups = 1, .with_bias = 1},
+    };
+    for (size_t i = 0; i < sizeof winograd_forward / sizeof winograd_forward[0]; i++)
+        check_conv(&winograd_forward[i], 2e-3);
+}
+
+/* The two routines called directly, also on geometries the choice of algorithm leaves to others
+ * (padding with dilation, a fold of an input wider than one vector register, odd sizes), and an
+ * image large enough for the lanes-along-rows paths to take it in two bands of rows. */
+TEST(fold_and_rows_routines_match_direct_loops) {
+    if (!cnn_direct_available()) return; // both are AVX-512 paths (the fold's own portable loops aside)
+    const conv_shape shapes[] = {
+        {.N = 3, .C = 4, .H = 9, .W = 19, .O = 16, .k = 3, .stride = 1, .pad = 1, .groups = 1, .dilation = 2},
+        {.N = 2, .C = 6, .H = 13, .W = 35, .O = 5, .k = 5, .stride = 1, .pad = 2, .groups = 1},
+        {.N = 7, .C = 2, .H = 8, .W = 11, .O = 6, .k = 4, .stride = 1, .pad = 3, .groups = 1},
+        {.N = 2, .C = 2, .H = 120, .W = 100, .O = 6, .k = 3, .stride = 1, .pad = 1, .groups = 1},
+    };
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        const conv_shape *s = &shapes[si];
+        const int64_t d = s->dilation ? s->dilation : 1;
+        const int64_t oH = s->H + 2 * s->pad - d * (s->k - 1), oW = s->W + 2 * s->pad - d * (s->k - 1);
+        const int64_t nx = s->N * s->C * s->H * s->W, nw = s->O * s->C * s->k * s->k, ny = s->N * s->O * oH * oW;
+        float *x = malloc(sizeof(float) * nx), *w = malloc(sizeof(float) * nw), *gy = malloc(sizeof(float) * ny);
+        float *gx = malloc(sizeof(float) * nx), *gw = malloc(sizeof(float) * nw), *y = malloc(sizeof(float) * ny);
+        double *ry = calloc(ny, sizeof *ry), *rgx = calloc(nx, sizeof *rgx), *rgw = calloc(nw, sizeof *rgw);
+        double *rgb = calloc(s->O, sizeof *rgb);
+        REQUIRE(x && w && gy && gx && gw && y && ry && rgx && rgw && rgb);
+        srand(7 + (unsigned)si);
+        for (int64_t i = 0; i < nx; i++) x[i] = (float)rand() / RAND_MAX - 0.5f;
+        for (int64_t i = 0; i < nw; i++) w[i] = (float)rand() / RAND_MAX - 0.5f;
+        for (int64_t i = 0; i < ny; i++) gy[i] = (float)rand() / RAND_MAX - 0.5f;
+        reference_conv(s, oH, oW, x, w, NULL, gy, ry, rgx, rgw, rgb);
+        const cnn_conv_plan plan = {.geo = {.channels = s->C, .height = s->H, .width = s->W, .kernel_h = s->k,
+                                            .kernel_w = s->k, .stride_h = 1, .stride_w = 1, .pad_top = s->pad,
+                                            .pad_left = s->pad, .dilation_h = d, .dilation_w = d, .out_h = oH,
+                                            .out_w = oW},
+                                    .batch = s->N, .groups = 1, .out_channels = s->O};
+        CHECK(cnn_fold_input_grad(&plan, w, gy, gx, "fold") == CNN_OK);
+        CHECK(max_rel_diff(gx, rgx, nx) < 1e-4);
+        const cnn_direct_conv g = {.N = s->N, .C = s->C, .H = s->H, .W = s->W, .O = s->O, .out_h = oH, .out_w = oW,
+                                   .kh = s->k, .kw = s->k, .sh = 1, .sw = 1, .dh = d, .dw = d, .pad_top = s->pad,
+                                   .pad_left = s->pad, .weight = w, .w_o = s->C * s->k * s->k, .w_c = s->k * s->k,
+                                   .w_i = s->k, .w_j = 1};
+        CHECK(cnn_rows_weight_grad(&g, x, gy, gw, "rows") == CNN_OK);
+        CHECK(max_rel_diff(gw, rgw, nw) < 5e-4);
+        CHECK(cnn_rows_forward(&g, x, NULL, y, "rows") == CNN_OK);
+        CHECK(max_rel_diff(y, ry, ny) < 1e-4);
+        free(x), free(w), free(gy), free(gx), free(gw), free(y), free(ry), free(rgx), free(rgw), free(rgb);
+    }
+}
+
+/* A pixel that a tap never reaches stays out of that tap's weight gradient: an infinite one must not
+ * turn it into NaN (0 * inf) through padding or positions computed in bulk. With padding 2 and a 5x5
+ * kernel, column W-1 is out of reach of taps j = 0, 1. */
+TEST(rows_weight_grad_keeps_unreached_pixels_out_of_the_sums) {
+    if (!cnn_direct_available()) return;
+    enum { N = 2, C = 1, H = 9, W = 12, O = 6, K = 5, PAD = 2 };
+    float x[N * C * H * W], gy[N * O * H * W], gw[O * C * K * K];
+    srand(9);
+    for (int i = 0; i < N * C * H * W; i++) x[i] = (float)rand() / RAND_MAX - 0.5f;
+    for (int i = 0; i < N * O * H * W; i++) gy[i] = (float)rand() / RAND_MAX - 0.5f;
+    x[4 * W + W - 1] = INFINITY;
+    const cnn_direct_conv g = {.N = N, .C = C, .H = H, .W = W, .O = O, .out_h = H, .out_w = W, .kh = K, .kw = K,
+                               .sh = 1, .sw = 1, .dh = 1, .dw = 1, .pad_top = PAD, .pad_left = PAD};
+    REQUIRE(cnn_rows_weight_grad_suits(&g));
+    REQUIRE(cnn_rows_weight_grad(&g, x, gy, gw, "rows") == CNN_OK);
+    for (int o = 0; o < O; o++)
+        for (int i = 0; i < K; i++)
+            for (int j = 0; j < 2; j++) {
+                double ref = 0;
+                for (int n = 0; n < N; n++)
+                    for (int y = 0; y < H; y++)
+                        for (int xo = 0; xo < W; xo++) {
+                            const int iy = y - PAD + i, ix = xo - PAD + j;
+                            if (iy >= 0 && iy < H && ix >= 0 && ix < W)
+                                ref += (double)gy[((n * O + o) * H + y) * W + xo] * x[(n * H + iy) * W + ix];
+                        }
+                CHECK(isfinite(gw[(o * K + i) * K + j]));
+                CHECK_NEAR(gw[(o * K + i) * K + j], ref, 1e-4 * (1 + fabs(ref)));
+            }
+}
+
+/* Convolutions over a few positions with a weight of 1 MB or more read the kernels in place
+ * (conv_inplace.h), forward and, with the kernels flipped, the input gradient: 1x1 outputs with
+ * padding (the centre tap only), stride 2 (four taps), and 3x3 outputs of a 5x5 kernel without padding. Convolutions
+ * with few output channels on maps too small for lanes along rows (conv_rows.h) take the product
+ * over output channels instead. */
+TEST(inplace_kernels_and_small_maps_match_direct_loops) {
+    const conv_shape shapes[] = {
+        {.N = 3, .C = 128, .H = 1, .W = 1, .O = 256, .k = 3, .stride = 1, .pad = 1, .groups = 1, .with_bias = 1},
+        {.N = 5, .C = 128, .H = 2, .W = 2, .O = 260, .k = 3, .stride = 2, .pad = 1, .groups = 1},
+        {.N = 2, .C = 64, .H = 7, .W = 7, .O = 260, .k = 5, .stride = 1, .pad = 0, .groups = 1, .with_bias = 1},
+        {.N = 9, .C = 64, .H = 1, .W = 1, .O = 10, .k = 1, .stride = 1, .pad = 0, .groups = 1, .with_bias = 1},
+        {.N = 4, .C = 24, .H = 4, .W = 5, .O = 7, .k = 3, .stride = 1, .pad = 1, .groups = 1},
+    };
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) check_conv(&shapes[i], 1e-4);
 }
 
 /* The same shapes through im2col + sgemm, which the environment can force. */
@@ -263,10 +425,13 @@ static void check_max_pool(const pool_shape *s, bool with_nan) {
     cnn_release(gy), cnn_release(y), cnn_release(x);
 }
 
-/* The vector paths (2x2 stride 2; any window with column stride 1 or 2) and the scalar edges. */
+/* The vector paths (2x2 stride 2; any window with column stride 1 or 2) and the scalar edges; the
+ * gradient of 2x2 stride-2 windows that tile the plane is written pixel by pixel. */
 TEST(max_pool_vector_paths_match_definition) {
     const pool_shape shapes[] = {
         {.N = 2, .C = 3, .H = 28, .W = 28, .k = 2, .stride = 2, .pad = 0},
+        {.N = 1, .C = 2, .H = 6, .W = 70, .k = 2, .stride = 2, .pad = 0}, // gradient written once, 3 chunks
+        {.N = 1, .C = 2, .H = 8, .W = 9, .k = 2, .stride = 2, .pad = 0},  // odd width: zeroed and scattered
         {.N = 1, .C = 2, .H = 37, .W = 41, .k = 2, .stride = 2, .pad = 1},
         {.N = 2, .C = 4, .H = 16, .W = 16, .k = 3, .stride = 2, .pad = 1},
         {.N = 1, .C = 3, .H = 45, .W = 39, .k = 3, .stride = 2, .pad = 1},

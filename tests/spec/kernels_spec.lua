@@ -32,6 +32,19 @@ describe("convolution paths", function()
     assert.is_true(gradcheck(function(x, w) return cnn.conv2d(x, w, nil, {padding = 2}) end, {x, w}))
   end)
 
+  it("product and fold: input gradient with few input channels (8 -> 16, 3x3 padded)", function()
+    cnn.manual_seed(20)
+    local x, w = cnn.randn(2, 8, 6, 7):requires_grad(), (cnn.randn(16, 8, 3, 3) * 0.3):requires_grad()
+    assert.is_true(gradcheck(function(x, w) return cnn.conv2d(x, w, nil, {padding = 1}) end, {x, w}))
+  end)
+
+  it("weight gradient along image rows: 3 output channels, dilation 2", function()
+    cnn.manual_seed(21)
+    local x, w, b = cnn.randn(2, 2, 9, 12):requires_grad(), (cnn.randn(3, 2, 3, 3) * 0.3):requires_grad(),
+                    cnn.randn(3):requires_grad()
+    assert.is_true(gradcheck(function(x, w, b) return cnn.conv2d(x, w, b, {padding = 2, dilation = 2}) end, {x, w, b}))
+  end)
+
   it("depthwise stencils, stride 1 and 2", function()
     cnn.manual_seed(15)
     local x, w = cnn.randn(2, 4, 9, 7):requires_grad(), cnn.randn(4, 1, 3, 3):requires_grad()
