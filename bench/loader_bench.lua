@@ -10,7 +10,6 @@
 --   cnnlua bench/loader_bench.lua [--steps 60] [--workers 0,1,2] [--data-dir DIR]
 local cnn = rawget(_G, "cnn") or require "cnn"
 local argparse = require "argparse"
-local nn = cnn.nn
 
 local parser = argparse("loader_bench.lua", "Measure the cost of augmentation on Fashion-MNIST.")
 parser:option("--steps", "Training steps measured per configuration.", "60"):convert(math.tointeger)
@@ -71,28 +70,9 @@ for _, workers in ipairs(worker_counts) do
 end
 
 -- 3. training steps ------------------------------------------------------------------------------------------
-local function conv_bn_relu(layers, cin, cout)
-  layers[#layers + 1] = nn.Conv2d(cin, cout, 3, {padding = 1, bias = false})
-  layers[#layers + 1] = nn.BatchNorm2d(cout)
-  layers[#layers + 1] = nn.ReLU()
-end
-
-local function make_model()
-  local layers = {}
-  conv_bn_relu(layers, 1, 16)
-  conv_bn_relu(layers, 16, 16)
-  layers[#layers + 1] = nn.MaxPool2d(2)
-  conv_bn_relu(layers, 16, 32)
-  conv_bn_relu(layers, 32, 32)
-  layers[#layers + 1] = nn.MaxPool2d(2)
-  layers[#layers + 1] = nn.Dropout(0.25)
-  layers[#layers + 1] = nn.Flatten()
-  layers[#layers + 1] = nn.Linear(32 * 7 * 7, 128)
-  layers[#layers + 1] = nn.ReLU()
-  layers[#layers + 1] = nn.Dropout(0.4)
-  layers[#layers + 1] = nn.Linear(128, 10)
-  return nn.Sequential(layers)
-end
+-- the network of scripts/train.lua, as bench/models.lua defines it for the PyTorch comparison
+local models = dofile((arg[0]:match("^(.*)/[^/]*$") or ".") .. "/models.lua")
+local function make_model() return models.fashion().model end
 
 local function training_rate(transform, workers)
   cnn.manual_seed(1)
