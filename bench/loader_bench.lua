@@ -79,7 +79,7 @@ local function training_rate(transform, workers)
   local model = make_model()
   model:train()
   local opt = cnn.optim.Adam(model:parameters(), {lr = 1e-3})
-  local loss_fn = nn.CrossEntropyLoss()
+  local loss_fn = cnn.nn.CrossEntropyLoss()
   local loader = cnn.data.loader(train, {batch_size = BATCH, shuffle = true, seed = 1, transform = transform,
                                          workers = workers})
   local steps, n, timer = 0, 0, nil
