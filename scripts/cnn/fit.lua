@@ -134,13 +134,13 @@ end
 
 -- The batches of an epoch: a loader replays epoch e exactly; anything else is iterated as it is.
 -- skip: batches of the epoch already trained before an interruption (loaders only).
-local function batches(loader, epoch, skip)
-  if type(loader) == "table" and type(loader.iter) == "function" then return loader:iter(epoch, skip) end
-  return loader
-end
-
 local function can_skip_batches(loader)
   return type(loader) == "table" and type(loader.iter) == "function"
+end
+
+local function batches(loader, epoch, skip)
+  if can_skip_batches(loader) then return loader:iter(epoch, skip) end
+  return loader
 end
 
 -- ---- training flags -------------------------------------------------------------------------------
@@ -480,7 +480,10 @@ local function run_epochs(s)
     local partial = s.partial
     s.partial = nil
     local logs, lr, images, train_seconds = train_epoch(s, epoch, partial)
-    if logs == nil then stop_mid_epoch(s, epoch, lr) end
+    if logs == nil then
+      local unfinished = lr -- train_epoch's second value is then the part of the epoch done
+      stop_mid_epoch(s, epoch, unfinished)
+    end
     if s.val then
       local reduce = s.dist and s.dist.all_sum_list
       for k, v in pairs(run_evaluation(model, s.val, s.loss_fn, s.metrics, reduce)) do logs["val_" .. k] = v end
