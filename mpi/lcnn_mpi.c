@@ -6,7 +6,7 @@
  *   mpi.send(dest, "text", tag?)        mpi.recv(source?, tag?) --> text, source, tag
  *   mpi.probe(source?, tag?)            -- non-blocking: source, tag of a waiting message, or nil
  *   mpi.barrier()
- *   mpi.allreduce(t | {t1, t2, ...}, "sum"|"mean"|"max"|"min")   -- float tensors, in place
+ *   mpi.allreduce(t | {t1, t2, ...}, "sum"|"mean"|"max"|"min", scale?)   -- float tensors, in place
  *   mpi.allreduce(number, op)  --> number
  *   mpi.broadcast(t | {t1, ...} | "text", root?)                   -- tensors in place; text returned
  *
@@ -310,8 +310,10 @@ static MPI_Op check_op(lua_State *L, int i, int *mean) {
     return k == 2 ? MPI_MAX : k == 3 ? MPI_MIN : MPI_SUM;
 }
 
-/* mpi.allreduce(tensor | {tensors} | number, op="sum") -- tensors in place; a number is returned.
- * Several tensors travel in one message (packed), which costs one latency instead of one each. */
+/* mpi.allreduce(tensor | {tensors} | number, op="sum", scale=1) -- tensors in place; a number is
+ * returned. Several tensors travel in one message (packed), which costs one latency instead of one
+ * each. scale multiplies this rank's tensor values on their way in (a weighted sum of gradients
+ * without a scaled copy of each). */
 static int l_allreduce(lua_State *L) {
     require_init(L, "allreduce");
     int mean;
@@ -324,6 +326,7 @@ static int l_allreduce(lua_State *L) {
         lua_pushnumber(L, mean ? r / size : r);
         return 1;
     }
+    const float scale = (float)luaL_optnumber(L, 3, 1.0);
     cnn_tensor **ts;
     int n = collect_tensors(L, 1, "allreduce", &ts);
     int64_t total = 0;
@@ -333,13 +336,16 @@ static int l_allreduce(lua_State *L) {
     float *packed;
     if (n == 1) {
         packed = core.data(ts[0]);
+        if (scale != 1.0f)
+            for (int64_t j = 0; j < total; j++) packed[j] *= scale;
     } else {
         packed = malloc(sizeof(float) * (size_t)total); /* (total,) */
         if (!packed) return luaL_error(L, "mpi.allreduce: out of memory packing %I floats", (lua_Integer)total);
         int64_t at = 0;
         for (int k = 0; k < n; k++) {
             int64_t m = core.numel(ts[k]);
-            memcpy(packed + at, core.data(ts[k]), sizeof(float) * (size_t)m);
+            const float *src = core.data(ts[k]);
+            for (int64_t j = 0; j < m; j++) packed[at + j] = src[j] * scale;
             at += m;
         }
     }
@@ -350,9 +356,8 @@ static int l_allreduce(lua_State *L) {
         code = MPI_Allreduce(MPI_IN_PLACE, packed + at, m, MPI_FLOAT, op, MPI_COMM_WORLD);
     }
     if (code == MPI_SUCCESS) {
-        float scale = mean ? 1.0f / (float)size : 1.0f;
         if (mean)
-            for (int64_t j = 0; j < total; j++) packed[j] *= scale;
+            for (int64_t j = 0; j < total; j++) packed[j] /= (float)size;
         if (n > 1) {
             int64_t at = 0;
             for (int k = 0; k < n; k++) {

@@ -135,9 +135,7 @@ function distributed.allreduce_grads(params, count)
     return nil
   end
   local total = active.allreduce(count, "sum")
-  local scale = count / total
-  for _, g in ipairs(grads) do g:copy(g * scale) end
-  active.allreduce(grads, "sum")
+  active.allreduce(grads, "sum", count / total)
   return total
 end
 
@@ -185,12 +183,19 @@ function distributed.shard(source, rank, size)
   error("distributed.shard: expected a cnn.data loader or dataset, got a " .. type(source), 2)
 end
 
-local Sharded = {}
-Sharded.__index = function(self, key)
-  local own = rawget(Sharded, key)
-  if own ~= nil then return own end
-  return self.loader[key] -- batch_size, dataset, ... of the wrapped loader
+-- A class whose objects wrap a loader: what the class lacks (batch_size, dataset, ...) is the
+-- wrapped loader's.
+local function loader_wrapper()
+  local class = {}
+  class.__index = function(self, key)
+    local own = rawget(class, key)
+    if own ~= nil then return own end
+    return self.loader[key]
+  end
+  return class
 end
+
+local Sharded = loader_wrapper()
 
 -- The rows of a batch of n that rank takes: first, count.
 function distributed.slice(n, rank, size)
@@ -229,12 +234,7 @@ end
 
 -- Whole batches dealt out in turn: rank r takes batches r+1, r+1+size, ... (for evaluation, where
 -- no gradient is averaged and every sample counts once, however small the last batch).
-local Dealt = {}
-Dealt.__index = function(self, key)
-  local own = rawget(Dealt, key)
-  if own ~= nil then return own end
-  return self.loader[key]
-end
+local Dealt = loader_wrapper()
 
 function distributed.deal_batches(loader, rank, size)
   rank, size = rank or distributed.rank(), size or distributed.size()

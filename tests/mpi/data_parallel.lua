@@ -116,6 +116,15 @@ local mpi = dist.mpi()
 local text = mpi.broadcast(rank == 0 and "config from rank 0" or nil)
 check("broadcast of text", text == "config from rank 0", text)
 
+-- scale weights each rank's values before the sum, for one tensor and for several
+local one, pair = cnn.full({3}, rank + 1), {cnn.full({2}, rank + 1), cnn.full({4}, 2 * (rank + 1))}
+mpi.allreduce(one, "sum", 0.5)
+mpi.allreduce(pair, "sum", 0.5)
+local expected = size * (size + 1) / 4 -- 0.5 * (1 + 2 + ... + size)
+check("allreduce with scale weights every rank's values",
+      one[1] == expected and pair[1][2] == expected and pair[2][4] == 2 * expected,
+      string.format("%g %g %g, expected %g", one[1], pair[1][2], pair[2][4], expected))
+
 -- 6. errors name the problem instead of hanging or crashing
 local ok, err = pcall(mpi.allreduce, cnn.randn(3, 4):transpose(1, 2))
 check("allreduce refuses a non-contiguous tensor", not ok and tostring(err):match("not contiguous"), err)
