@@ -16,11 +16,11 @@
  *   training: dx = weight * invstd * (dy - sum(dy)/M - xhat * sum(dy*xhat)/M)
  *             (the batch statistics depend on x, which gives the two subtracted terms)
  *   eval:     dx = weight * invstd * dy
- * Every pass is a loop per channel over its strips; channels run in parallel, in one parallel
- * region per call, and each channel first looks at the interrupt flag. */
+ * Each call is one or two passes of channel_passes.h: sums per channel, then a map per element. */
 #include <math.h>
 #include <stdlib.h>
 
+#include "channel_passes.h"
 #include "internal.h"
 
 enum { PARALLEL_MIN_ELEMENTS = 1 << 15 };
@@ -36,9 +36,7 @@ typedef struct bn_ctx {
     float storage[];
 } bn_ctx;
 
-typedef struct bn_geometry {
-    int64_t N, C, S;
-} bn_geometry;
+typedef cnn_channel_geometry bn_geometry;
 
 static bn_ctx *bn_ctx_new(int64_t C, bool training) {
     bn_ctx *ctx = malloc(sizeof(bn_ctx) + (size_t)(3 * C) * sizeof(float));
@@ -54,78 +52,20 @@ static bn_ctx *bn_ctx_new(int64_t C, bool training) {
 /* Element c of a 1-d tensor of any stride. */
 static inline float *channel_at(const cnn_tensor *t, int64_t c) { return cnn_ptr(t) + c * t->stride[0]; }
 
-/* ---- per-channel kernels ----------------------------------------------------------------------- */
+/* Per-channel scratch of one call: C doubles twice, then C floats four times. */
+typedef struct bn_scratch {
+    double *a, *b;
+    float *f0, *f1, *f2, *f3;
+    void *block;
+} bn_scratch;
 
-/* Batch mean and biased variance of channel c in one pass. The values are shifted by the channel's
- * first value before summing x and x^2, which keeps the subtraction in var = E[d^2] - E[d]^2 from
- * cancelling when the mean is large compared with the spread. Pieces of at most PIECE values
- * are summed in float vector lanes (a few hundred values per lane) and the pieces' sums in double:
- * as precise as summing everything in double, at the speed of float arithmetic. */
-enum { PIECE = 4096 };
-
-static void channel_moments(const float *x, bn_geometry g, int64_t c, double *mean, double *var) {
-    const float pivot = x[c * g.S];
-    double sum = 0.0, squares = 0.0;
-    for (int64_t n = 0; n < g.N; n++)
-        for (int64_t s0 = 0; s0 < g.S; s0 += PIECE) {
-            const float *strip = x + (n * g.C + c) * g.S + s0; // (S)
-            const int64_t len = g.S - s0 < PIECE ? g.S - s0 : PIECE;
-            float piece_sum = 0.0f, piece_squares = 0.0f;
-#pragma omp simd reduction(+ : piece_sum, piece_squares)
-            for (int64_t s = 0; s < len; s++) {
-                const float d = strip[s] - pivot;
-                piece_sum += d;
-                piece_squares += d * d;
-            }
-            sum += piece_sum;
-            squares += piece_squares;
-        }
-    double M = (double)(g.N * g.S);
-    double shifted_mean = sum / M;
-    *mean = (double)pivot + shifted_mean;
-    *var = fmax(squares / M - shifted_mean * shifted_mean, 0.0);
-}
-
-/* y = (x - mean) * scale + shift over channel c. Subtracting the mean first (rather than folding it
- * into the shift) keeps the precision when the mean is large compared with the spread. */
-static void channel_affine(float *y, const float *x, bn_geometry g, int64_t c, float mean,
-                           float scale, float shift) {
-    for (int64_t n = 0; n < g.N; n++) {
-        int64_t off = (n * g.C + c) * g.S;
-#pragma omp simd
-        for (int64_t s = 0; s < g.S; s++) y[off + s] = (x[off + s] - mean) * scale + shift;
-    }
-}
-
-/* sum(dy) and sum(dy * (x - mean)) over channel c: float lanes per piece, double across pieces. */
-static void channel_grad_sums(const float *dy, const float *x, bn_geometry g, int64_t c, float mean,
-                              double *sum_dy, double *sum_dy_centered) {
-    double a = 0.0, b = 0.0;
-    for (int64_t n = 0; n < g.N; n++)
-        for (int64_t s0 = 0; s0 < g.S; s0 += PIECE) {
-            const int64_t off = (n * g.C + c) * g.S + s0, len = g.S - s0 < PIECE ? g.S - s0 : PIECE;
-            float piece_a = 0.0f, piece_b = 0.0f;
-#pragma omp simd reduction(+ : piece_a, piece_b)
-            for (int64_t s = 0; s < len; s++) {
-                piece_a += dy[off + s];
-                piece_b += dy[off + s] * (x[off + s] - mean);
-            }
-            a += piece_a;
-            b += piece_b;
-        }
-    *sum_dy = a;
-    *sum_dy_centered = b;
-}
-
-/* dx = k * (dy - mean_dy - (x - mean) * slope) over channel c. */
-static void channel_input_grad(float *dx, const float *dy, const float *x, bn_geometry g, int64_t c,
-                               float k, float mean_dy, float mean, float slope) {
-    for (int64_t n = 0; n < g.N; n++) {
-        int64_t off = (n * g.C + c) * g.S;
-#pragma omp simd
-        for (int64_t s = 0; s < g.S; s++)
-            dx[off + s] = k * (dy[off + s] - mean_dy - (x[off + s] - mean) * slope);
-    }
+static bool scratch_new(bn_scratch *t, int64_t C) {
+    const size_t n = (size_t)(C > 0 ? C : 1);
+    t->block = malloc(n * (2 * sizeof(double) + 4 * sizeof(float)));
+    if (!t->block) return cnn_fail(CNN_ERR_MEMORY, "batch_norm: out of memory"), false;
+    t->a = t->block, t->b = t->a + n;
+    t->f0 = (float *)(t->b + n), t->f1 = t->f0 + n, t->f2 = t->f1 + n, t->f3 = t->f2 + n;
+    return true;
 }
 
 /* ---- backward ----------------------------------------------------------------------------------- */
@@ -150,26 +90,25 @@ static cnn_status batch_norm_backward(cnn_node *node, cnn_tensor *grad_output,
     float *dwp = dweight ? cnn_ptr(dweight) : NULL;
     float *dbp = dbias ? cnn_ptr(dbias) : NULL;
 
-    bool parallel = C > 1 && C * g.N * g.S >= PARALLEL_MIN_ELEMENTS;
-#pragma omp parallel for schedule(static) if (parallel)
-    for (int64_t c = 0; c < C; c++) {
-        if (cnn_interrupted()) continue;
-        float mean = ctx->mean[c], invstd = ctx->invstd[c], w = ctx->weight[c];
-        double sum_dy, sum_dy_centered;
-        channel_grad_sums(dy, x, g, c, mean, &sum_dy, &sum_dy_centered);
-        if (dbp) dbp[c] = (float)sum_dy;
-        if (dwp) dwp[c] = (float)(sum_dy_centered * invstd);
-        if (!dxp) continue;
-        if (ctx->training)
-            channel_input_grad(dxp, dy, x, g, c, w * invstd, (float)(sum_dy / M), mean,
-                               (float)(sum_dy_centered * invstd * invstd / M));
-        else
-            channel_input_grad(dxp, dy, x, g, c, w * invstd, 0.0f, mean, 0.0f);
+    const bool parallel = g.N * C * g.S >= PARALLEL_MIN_ELEMENTS;
+    bn_scratch t;
+    if (!scratch_new(&t, C)) goto fail;
+    // sums of dy and dy * (x - mean), unless only an eval-mode dx (weight * invstd * dy) is wanted
+    const bool sums = dwp || dbp || ctx->training;
+    if (sums) status = cnn_channel_sums(g, dy, NULL, x, ctx->mean, t.a, t.b, parallel, "batch_norm backward");
+    for (int64_t c = 0; status == CNN_OK && c < C; c++) {
+        const float invstd = ctx->invstd[c], k = ctx->weight[c] * invstd;
+        if (dbp) dbp[c] = (float)t.a[c];
+        if (dwp) dwp[c] = (float)(t.b[c] * invstd);
+        // dx = k * (dy - mean_dy - (x - mean) * slope) = (x - mean) * (-k * slope) - k * mean_dy + dy * k
+        const float mean_dy = ctx->training ? (float)(t.a[c] / M) : 0.0f;
+        const float slope = ctx->training ? (float)(t.b[c] * invstd * invstd / M) : 0.0f;
+        t.f0[c] = -k * slope, t.f1[c] = -k * mean_dy, t.f2[c] = k;
     }
-    if (cnn_interrupted()) {
-        status = cnn_fail(CNN_ERR_INTERRUPTED, "batch_norm: interrupted in backward");
-        goto fail;
-    }
+    if (status == CNN_OK && dxp)
+        status = cnn_channel_map(g, dxp, x, ctx->mean, t.f0, t.f1, dy, t.f2, parallel, "batch_norm backward");
+    free(t.block);
+    if (status != CNN_OK) goto fail;
     cnn_release(x_tmp);
     cnn_release(dy_tmp);
     grad_inputs[0] = dx;
@@ -227,27 +166,38 @@ static bool check_arguments(cnn_tensor *input, cnn_tensor *running_mean, cnn_ten
 static cnn_status normalise(float *y, const float *x, bn_geometry g, bn_ctx *ctx,
                             cnn_tensor *running_mean, cnn_tensor *running_var, cnn_tensor *bias,
                             float eps, double *batch_var) {
-    bool parallel = g.C > 1 && g.C * g.N * g.S >= PARALLEL_MIN_ELEMENTS;
-#pragma omp parallel for schedule(static) if (parallel)
-    for (int64_t c = 0; c < g.C; c++) {
-        if (cnn_interrupted()) continue;
+    const bool parallel = g.N * g.C * g.S >= PARALLEL_MIN_ELEMENTS;
+    bn_scratch t;
+    if (!scratch_new(&t, g.C)) return cnn_last_status();
+    cnn_status status = CNN_OK;
+    if (ctx->training) {
+        // moments around each channel's first value: no cancellation when the mean is large
+        // compared with the spread
+        for (int64_t c = 0; c < g.C; c++) t.f0[c] = x[c * g.S];
+        status = cnn_channel_sums(g, x, t.f0, x, t.f0, t.a, t.b, parallel, "batch_norm");
+    }
+    const double M = (double)(g.N * g.S);
+    for (int64_t c = 0; status == CNN_OK && c < g.C; c++) {
         double mean, var;
         if (ctx->training) {
-            channel_moments(x, g, c, &mean, &var);
+            const double shifted_mean = t.a[c] / M;
+            mean = (double)t.f0[c] + shifted_mean;
+            var = fmax(t.b[c] / M - shifted_mean * shifted_mean, 0.0);
             batch_var[c] = var;
         } else {
             mean = *channel_at(running_mean, c);
             var = *channel_at(running_var, c);
         }
-        float invstd = (float)(1.0 / sqrt(var + eps));
-        float shift = bias ? *channel_at(bias, c) : 0.0f;
-        float scale = invstd * ctx->weight[c];
+        const float invstd = (float)(1.0 / sqrt(var + eps));
         ctx->mean[c] = (float)mean;
         ctx->invstd[c] = invstd;
-        channel_affine(y, x, g, c, (float)mean, scale, shift);
+        t.f1[c] = invstd * ctx->weight[c];
+        t.f2[c] = bias ? *channel_at(bias, c) : 0.0f;
     }
-    if (cnn_interrupted()) return cnn_fail(CNN_ERR_INTERRUPTED, "batch_norm: interrupted");
-    return CNN_OK;
+    if (status == CNN_OK)
+        status = cnn_channel_map(g, y, x, ctx->mean, t.f1, t.f2, NULL, NULL, parallel, "batch_norm");
+    free(t.block);
+    return status;
 }
 
 static void update_running_stats(cnn_tensor *running_mean, cnn_tensor *running_var,

@@ -3,6 +3,7 @@
  * gradients through cnn_backward, and the error messages. Finite-difference checks of every op
  * live in tests/spec/layers_spec.lua and loss_spec.lua. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cnn.h"
@@ -212,6 +213,95 @@ TEST(batch_norm_training_backward_of_sum_is_zero) {
     cnn_release(b);
     cnn_release(w);
     cnn_release(x);
+}
+
+/* Training-mode y, dx, dweight and dbias against the formulas in double, for channels of one value
+ * ((N, C) inputs), of 4 (2x2 maps) and of 144, with enough channels that the short ones span several
+ * accumulator groups and enough values for the passes to run on threads; the result must not depend
+ * on the thread count. */
+static void batch_norm_reference(const float *x, const float *w, const float *b, const float *gy, int64_t N,
+                                 int64_t C, int64_t S, double *y, double *dx, double *dw, double *db) {
+    const double M = (double)(N * S), eps = 1e-5;
+    for (int64_t c = 0; c < C; c++) {
+        double mean = 0, var = 0, sum_gy = 0, sum_gy_xhat = 0;
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t s = 0; s < S; s++) mean += x[(n * C + c) * S + s] / M;
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t s = 0; s < S; s++) var += pow(x[(n * C + c) * S + s] - mean, 2) / M;
+        const double invstd = 1 / sqrt(var + eps);
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t s = 0; s < S; s++) {
+                const int64_t i = (n * C + c) * S + s;
+                const double xhat = (x[i] - mean) * invstd;
+                y[i] = xhat * w[c] + b[c];
+                sum_gy += gy[i], sum_gy_xhat += gy[i] * xhat;
+            }
+        db[c] = sum_gy, dw[c] = sum_gy_xhat;
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t s = 0; s < S; s++) {
+                const int64_t i = (n * C + c) * S + s;
+                const double xhat = (x[i] - mean) * invstd;
+                dx[i] = w[c] * invstd * (gy[i] - sum_gy / M - xhat * sum_gy_xhat / M);
+            }
+    }
+}
+
+/* Runs batch norm forward and backward on `threads` threads; y and the gradients are copied out. */
+static void batch_norm_run(int threads, const int64_t *shape, cnn_tensor *x0, cnn_tensor *w0,
+                           cnn_tensor *b0, cnn_tensor *gy, float *y_out, float *dx_out, float *dw_out,
+                           float *db_out) {
+    const int saved = cnn_get_num_threads();
+    cnn_set_num_threads(threads);
+    cnn_tensor *x = cnn_clone(x0), *w = cnn_clone(w0), *b = cnn_clone(b0);
+    cnn_set_requires_grad(x, 1);
+    cnn_set_requires_grad(w, 1);
+    cnn_set_requires_grad(b, 1);
+    cnn_tensor *y = cnn_batch_norm(x, NULL, NULL, w, b, 1, 0.1f, 1e-5f);
+    REQUIRE(y);
+    REQUIRE(cnn_backward(y, gy, 0) == CNN_OK);
+    const int64_t n = cnn_numel(y), C = shape[1];
+    cnn_tensor *gx = cnn_grad(x), *gw = cnn_grad(w), *gb = cnn_grad(b);
+    REQUIRE(gx && gw && gb);
+    memcpy(y_out, cnn_data(y), (size_t)n * sizeof(float));
+    memcpy(dx_out, cnn_data(gx), (size_t)n * sizeof(float));
+    memcpy(dw_out, cnn_data(gw), (size_t)C * sizeof(float));
+    memcpy(db_out, cnn_data(gb), (size_t)C * sizeof(float));
+    cnn_tensor *all[] = {gb, gw, gx, y, b, w, x};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++) cnn_release(all[i]);
+    cnn_set_num_threads(saved);
+}
+
+TEST(batch_norm_matches_the_formulas_for_every_channel_length) {
+    const int64_t shapes[3][4] = {{64, 520, 1, 1}, {16, 600, 2, 2}, {8, 40, 12, 12}};
+    for (int k = 0; k < 3; k++) {
+        const int64_t *shape = shapes[k], N = shape[0], C = shape[1], S = shape[2] * shape[3];
+        const int64_t n = N * C * S, cshape[1] = {C};
+        cnn_manual_seed(7 + (uint64_t)k);
+        cnn_tensor *x = cnn_randn(4, shape), *gy = cnn_randn(4, shape), *w = cnn_randn(1, cshape),
+                   *b = cnn_randn(1, cshape);
+        for (int64_t i = 0; i < n; i++) cnn_data(x)[i] = 3.0f + 2.0f * cnn_data(x)[i]; // mean far from 0
+        double *ref = malloc((size_t)(2 * n + 2 * C) * sizeof(double));
+        float *got = malloc((size_t)(2 * (2 * n + 2 * C)) * sizeof(float));
+        REQUIRE(ref && got);
+        batch_norm_reference(cnn_data(x), cnn_data(w), cnn_data(b), cnn_data(gy), N, C, S, ref, ref + n, ref + 2 * n,
+                             ref + 2 * n + C);
+        float *one = got, *two = got + 2 * n + 2 * C;
+        batch_norm_run(1, shape, x, w, b, gy, one, one + n, one + 2 * n, one + 2 * n + C);
+        batch_norm_run(2, shape, x, w, b, gy, two, two + n, two + 2 * n, two + 2 * n + C);
+        double worst = 0;
+        for (int64_t i = 0; i < 2 * n + 2 * C; i++) {
+            const double scale = i >= 2 * n ? 1.0 + fabs(ref[i]) : 1.0; // sums over N*S values
+            worst = fmax(worst, fabs(one[i] - ref[i]) / scale);
+        }
+        CHECK(worst < 2e-4);
+        CHECK(memcmp(one, two, (size_t)(2 * n + 2 * C) * sizeof(float)) == 0);
+        free(got);
+        free(ref);
+        cnn_release(b);
+        cnn_release(w);
+        cnn_release(gy);
+        cnn_release(x);
+    }
 }
 
 TEST(batch_norm_errors_name_the_shapes) {
