@@ -43,6 +43,7 @@
 
 #include "gemm_kernel.h"
 #include "internal.h"
+#include "thread_pinning.h"
 
 /* Entry points of a DYNAMIC_ARCH OpenBLAS; weak, so that other builds (and other BLAS) link too. */
 extern void gotoblas_dynamic_init(void) __attribute__((weak));
@@ -96,6 +97,7 @@ bool cnn_run_items(int threads, int64_t items, cnn_item_fn fn, void *ctx) {
         }
         return true;
     }
+    cnn_pin_team(threads);
     atomic_bool stop = false;
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
     for (int64_t item = 0; item < items; item++) {

@@ -1,12 +1,12 @@
 /* Per-channel sums and maps over (N, C, S) inputs (see channel_passes.h).
  *
  * Channels of SHORT_CHANNEL values or more run strip by strip, each strip a vector loop. Shorter
- * channels (S = 1 after global pooling, 4 on ResNet's 2x2 maps, 16 on 4x4) would leave most vector
- * lanes idle and pay a loop per strip: a map then spreads its per-channel values to one per element
- * of an image and runs whole images as flat rows, and a sum keeps one float accumulator per element
- * of a group of channels. On two cores, batch norm of 32x512x1x1 went from 38 to 8 us a call in
- * eval and from 438 to 52 us for training's forward and backward (32x256x2x2: 37 to 11, 235 to 91);
- * 4x4 maps and larger ran no faster through the short path. */
+ * channels (S = 1 after global pooling or in (N, C) inputs, 4 on ResNet's 2x2 maps) would leave most
+ * vector lanes idle and pay a loop per strip: a map then spreads its per-channel values to one per
+ * element of an image and runs whole images as flat rows, and a sum keeps one float accumulator per
+ * element of a group of channels. On two cores, batch norm of 32x512x1x1 went from 38 to 8 us a call
+ * in eval and from 438 to 52 us for training's forward and backward (32x256x2x2: 37 to 11, 235 to
+ * 91); 4x4 maps and larger ran no faster through the short path.
  *
  * Maps share the images out over the threads in order, as the element-wise ops do, so that a thread
  * mostly writes and later reads the same images; sums share out the channels. */

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "internal.h"
+#include "thread_pinning.h"
 
 /* How often a waiting consumer looks at the interrupt flag. */
 #define PREFETCH_POLL_NS (20 * 1000 * 1000L)
@@ -200,16 +201,21 @@ static bool check_options(cnn_tensor *x, cnn_tensor *y, const cnn_prefetch_optio
 static bool start_workers(cnn_prefetch *p) {
     p->threads = calloc((size_t)p->workers, sizeof *p->threads);
     if (!p->threads) return cnn_fail(CNN_ERR_MEMORY, "prefetch: out of memory"), false;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    cnn_unpinned_thread_attr(&attr);
     for (int i = 0; i < p->workers; i++) {
         atomic_fetch_add(&live_workers, 1);
-        int err = pthread_create(&p->threads[i], NULL, worker_main, p);
+        int err = pthread_create(&p->threads[i], &attr, worker_main, p);
         if (err) {
             atomic_fetch_sub(&live_workers, 1);
+            pthread_attr_destroy(&attr);
             return cnn_fail(CNN_ERR_MEMORY, "prefetch: cannot start worker thread %d of %d (%s)", i + 1, p->workers,
                             strerror(err)), false;
         }
         p->started++;
     }
+    pthread_attr_destroy(&attr);
     return true;
 }
 

@@ -1,9 +1,13 @@
 /* The tensor core through the public C API: lifetime, views, broadcasting, reductions, matmul,
  * autograd, errors and memory accounting. */
+#include <pthread.h>
+#include <sched.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cnn.h"
 #include "harness.h"
+#include "thread_pinning.h"
 
 static cnn_tensor *make(int ndim, const int64_t *shape, const float *data) {
     return cnn_from_data(ndim, shape, data);
@@ -192,4 +196,33 @@ TEST(interrupt_deferral_records_the_first_and_escalates_on_the_second) {
     cnn_interrupt();
     CHECK(cnn_interrupt_pending() != 0); /* without deferral: at once */
     cnn_clear_interrupt();
+}
+
+/* ---- thread pinning ------------------------------------------------------------------------------- */
+
+static void *count_own_cpus(void *out) {
+    cpu_set_t set;
+    *(int *)out = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : -1;
+    return NULL;
+}
+
+TEST(pinning_leaves_loader_threads_their_cpus) {
+    cnn_pin_team(2); /* pins now, or did in an earlier test */
+    const char *list = getenv("CNN_UNPINNED_CPUS");
+    if (!list) return; /* nothing pinned: a single CPU, or a placement chosen by the user */
+    int cpus = 1;
+    for (const char *p = list; *p; p++) cpus += *p == ',';
+    CHECK(cpus >= 2);
+    cpu_set_t now;
+    REQUIRE(sched_getaffinity(0, sizeof now, &now) == 0);
+    CHECK(CPU_COUNT(&now) == 1); /* the calling thread is thread 0 of the team */
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    cnn_unpinned_thread_attr(&attr);
+    pthread_t thread;
+    int seen = 0;
+    REQUIRE(pthread_create(&thread, &attr, count_own_cpus, &seen) == 0);
+    pthread_join(thread, NULL);
+    pthread_attr_destroy(&attr);
+    CHECK(seen == cpus);
 }

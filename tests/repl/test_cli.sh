@@ -220,5 +220,20 @@ interrupt_when_ready "$TMP/fit.lua"
 check "SIGINT in cnn.fit finishes the step" 0 "finishing the current step (Ctrl-C again to stop at once)"
 check "SIGINT in cnn.fit saves inside the epoch and returns" 0 "returned: interrupted true, saved after batch"
 
+# Two threads pin themselves to a core each; a cnnlua started from the pinned main thread gets the
+# CPUs back (on a single core nothing is pinned, and the check holds trivially).
+cat > "$TMP/pin.lua" <<'EOF'
+local function cpus() return io.open("/proc/self/status"):read("a"):match("Cpus_allowed_list:%s*(%S+)") end
+local before = cpus()
+cnn.set_num_threads(2)
+cnn.conv2d(cnn.randn(32, 64, 8, 8), cnn.randn(64, 64, 3, 3), nil, {padding = 1})
+local child = io.popen(string.format("%q -e %q", arg[-1],
+  'print(io.open("/proc/self/status"):read("a"):match("Cpus_allowed_list:%s*(%S+)"))')):read("l")
+print(string.format("pinned %s, child %s", tostring(before ~= cpus() or not before:find("[-,]")),
+                    tostring(child == before)))
+EOF
+run env -u OMP_PROC_BIND -u GOMP_CPU_AFFINITY -u CNN_PIN_THREADS "$CNNLUA" "$TMP/pin.lua"
+check "two threads are pinned and a child process gets the CPUs back" 0 "pinned true, child true"
+
 echo "CLI tests: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
