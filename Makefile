@@ -83,16 +83,22 @@ train: deps
 # ---- the benchmark against PyTorch (bench/run.py, bench/README.md): about 7 minutes; bench-quick ~1 ----
 SGEMM_PEAK := $(BUILD)/bench/sgemm_peak
 
+CORE_LATENCY := $(BUILD)/bench/core_latency
+
 $(SGEMM_PEAK): bench/sgemm_peak.c $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(LIB_A) $(LDLIBS)
 
+$(CORE_LATENCY): bench/core_latency.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< -lpthread
+
 bench: deps-bench
-	@$(MAKE) --no-print-directory -j2 all $(SGEMM_PEAK)
+	@$(MAKE) --no-print-directory -j2 all $(SGEMM_PEAK) $(CORE_LATENCY)
 	/usr/bin/python3 bench/run.py --build $(BUILD)
 
 bench-quick: deps-bench
-	@$(MAKE) --no-print-directory -j2 all $(SGEMM_PEAK)
+	@$(MAKE) --no-print-directory -j2 all $(SGEMM_PEAK) $(CORE_LATENCY)
 	/usr/bin/python3 bench/run.py --build $(BUILD) --quick
 
 deps-bench:

@@ -16,6 +16,13 @@ GEMM peak is possible.
 The machine must be otherwise idle: both sides run 2 OpenMP threads whose barriers wait for each
 other, and a third busy process stalls them for whole scheduler time slices. The load average is
 printed at the start and the end.
+
+Before each repetition the driver also measures how far apart the two cores are (bench/core_latency.c:
+the round trip of a cache line between CPU 0 and CPU 1). A virtual machine's cores may share a
+cache or not, and the host switches between the two while the benchmark runs; with the cores far
+apart, data one thread writes and the other reads crosses between caches, which slows both sides,
+cnnlua more than PyTorch. The network table therefore also gives the ratios of the repetitions run
+each way.
 """
 import argparse
 import os
@@ -98,6 +105,17 @@ def sgemm_peak(build, env):
     return float(out.stdout.split()[0])
 
 
+FAR_CORES_NS = 150  # a round trip above this: the two cores share no cache
+
+
+def core_latency(build):
+    """Round trip of a cache line between CPU 0 and CPU 1 in ns, or None on a single core."""
+    if (os.cpu_count() or 1) < 2:
+        return None
+    out = subprocess.run([os.path.join(build, "bench", "core_latency")], capture_output=True, text=True)
+    return float(out.stdout.split()[0]) if out.returncode == 0 else None
+
+
 def run_workload(args, label, argv_tail, flops_fwd, env_cnn, env_torch, batch_of):
     cnn = Worker([os.path.join(args.build, "cnnlua"), os.path.join(HERE, "worker.lua")] + argv_tail, env_cnn)
     torch = Worker(["/usr/bin/python3", os.path.join(HERE, "worker.py")] + argv_tail, env_torch)
@@ -109,14 +127,27 @@ def run_workload(args, label, argv_tail, flops_fwd, env_cnn, env_torch, batch_of
             w.time(mode, 2)
         per_step = max(cnn.time(mode, 2), torch.time(mode, 2)) / 2
         steps = max(1, int(round(args.seconds / max(per_step, 1e-6))))
-        times = {"cnn": [], "torch": []}
+        times, far = {"cnn": [], "torch": []}, []
         for rep in range(args.reps):
             order = [("cnn", cnn), ("torch", torch)]
             if rep % 2:
                 order.reverse()
+            latency = core_latency(args.build)
+            far.append(latency is not None and latency > FAR_CORES_NS)
             for name, w in order:
                 times[name].append(w.time(mode, steps) / steps)
+            if args.verbose:
+                print("  %s %s rep %d: round trip %s ns, cnnlua %.2f ms, torch %.2f ms" %
+                      (label, mode, rep + 1, "%.0f" % latency if latency is not None else "-",
+                       1e3 * times["cnn"][-1], 1e3 * times["torch"][-1]), file=sys.stderr)
         result[mode] = {k: statistics.median(v) for k, v in times.items()}
+        # ratio (cnnlua speed over PyTorch's) of the medians of the repetitions run with the cores near / far
+        result[mode + "_by_distance"] = {
+            where: (sum(f == (where == "far") for f in far),
+                    statistics.median(t for t, f in zip(times["torch"], far) if f == (where == "far")) /
+                    statistics.median(t for t, f in zip(times["cnn"], far) if f == (where == "far"))
+                    if any(f == (where == "far") for f in far) else None)
+            for where in ("near", "far")}
     result["rss"] = {"cnn": cnn.close(), "torch": torch.close()}
     return result
 
@@ -141,6 +172,19 @@ def print_model_table(rows, peak):
               (r["label"], fmt_rate(tr["cnn"]), fmt_rate(tr["torch"]), tr["cnn"] / tr["torch"],
                fmt_rate(inf["cnn"]), fmt_rate(inf["torch"]), inf["cnn"] / inf["torch"],
                gflops, 100 * gflops / peak, rss["cnn"] / 1024, rss["torch"] / 1024, rss["cnn"] / rss["torch"]))
+
+
+def print_distance_lines(rows):
+    """Per network: the ratios of the repetitions run with the cores near each other and far apart."""
+    def part(r, mode, where):
+        count, ratio = r[mode + "_by_distance"][where]
+        return "%s %s" % (mode, "%.2fx (%d)" % (ratio, count) if ratio else "-")
+
+    print("by core distance (ratio of medians, repetitions in brackets; far: round trip above %d ns)" % FAR_CORES_NS)
+    for r in rows:
+        print("  %-26s near: %-16s %-16s far: %-16s %s" %
+              (r["label"], part(r, "train", "near"), part(r, "infer", "near"), part(r, "train", "far"),
+               part(r, "infer", "far")))
 
 
 def print_op_table(rows, peak):
@@ -177,6 +221,7 @@ def main():
     ap.add_argument("--reps", type=int)
     ap.add_argument("--seconds", type=float, help="target length of one timed repetition")
     ap.add_argument("--threads", type=int, default=2, help="threads of both sides (default 2)")
+    ap.add_argument("--verbose", action="store_true", help="print every repetition's times on stderr")
     ap.add_argument("--cpu-time", action="store_true",
                     help="time by CPU seconds instead of wall-clock (for --threads 1 on a busy machine)")
     args = ap.parse_args()
@@ -198,6 +243,10 @@ def main():
           (args.threads, peak, startup_ms(args.build)))
     print("load average at the start: %.2f (other processes on the cores slow both sides, unevenly)" %
           os.getloadavg()[0])
+    latency = core_latency(args.build)
+    if latency is not None:
+        print("round trip of a cache line between the two cores: %.0f ns (%s)" %
+              (latency, "far apart: no shared cache" if latency > FAR_CORES_NS else "near: a shared cache"))
     print()
 
     selected = lambda label: args.only is None or args.only.lower() in label.lower()
@@ -208,6 +257,7 @@ def main():
             rows.append(run_workload(args, label, ["model", name], 0, env_cnn, env_torch, batch))
     if rows:
         print_model_table(rows, peak)
+        print_distance_lines(rows)
         print()
     if not args.quick:
         op_rows = [run_workload(args, label, ["op"] + [str(a) for a in spec], flops, env_cnn, env_torch, spec[1])
