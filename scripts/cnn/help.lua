@@ -65,7 +65,9 @@ cnn.take_interrupt() -> boolean
 True once for an interrupt that arrived while cnn.defer_interrupts was on (and clears it).]],
   ["cnn.set_num_threads"] = [[
 cnn.set_num_threads(n)
-Sets how many threads the runtime uses for its parallel loops and matrix products.]],
+Sets how many threads the runtime uses for its parallel loops and matrix products. With two or more,
+each thread keeps a core of its own (the calling thread included); CNN_PIN_THREADS=0 in the
+environment turns that off.]],
   ["cnn.get_num_threads"] = [[
 cnn.get_num_threads() -> n
 How many threads the runtime uses.]],
