@@ -366,7 +366,7 @@ static int m_index(lua_State *L) {
         if (cnn_ndim(t) == 0) return luaL_error(L, "index: cannot index a scalar tensor");
         int64_t k = index_arg(L, 2, cnn_size(t, 0));
         if (cnn_ndim(t) == 1) {
-            lua_pushnumber(L, cnn_data(t)[k * cnn_stride(t, 0)]);
+            lua_pushnumber(L, cnn_data_read(t)[k * cnn_stride(t, 0)]);
             return 1;
         }
         return lcnn_push(L, cnn_select(t, 0, k));

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 
 #include "internal.h"
+#include "weight_cache.h"
 
 enum {
     BLOCK_ALIGN = 64,
@@ -152,6 +153,7 @@ void cnn_set_cache_limit(int64_t bytes) {
 }
 
 void cnn_empty_cache(void) {
+    cnn_weight_cache_clear();
     pthread_mutex_lock(&lock);
     for (int i = 0; i < N_BUCKETS; i++) {
         next_victim = i;

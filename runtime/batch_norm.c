@@ -203,6 +203,7 @@ static cnn_status normalise(float *y, const float *x, bn_geometry g, bn_ctx *ctx
 static void update_running_stats(cnn_tensor *running_mean, cnn_tensor *running_var,
                                  const bn_ctx *ctx, const double *batch_var, int64_t M,
                                  float momentum) {
+    cnn_note_write();
     double unbias = (double)M / (double)(M - 1);
     for (int64_t c = 0; c < ctx->channels; c++) {
         float *rm = channel_at(running_mean, c), *rv = channel_at(running_var, c);

@@ -50,6 +50,7 @@ static cnn_status check_arguments(int n, cnn_tensor *const *params, double max_n
 double cnn_clip_grad_norm(int n, cnn_tensor *const *params, double max_norm, double norm_type,
                           int error_if_nonfinite) {
     if (check_arguments(n, params, max_norm, norm_type) != CNN_OK) return NAN;
+    cnn_note_write(); // the gradients are scaled in place
     const bool infinite = isinf(norm_type);
     double acc = 0;
     for (int i = 0; i < n; i++) {

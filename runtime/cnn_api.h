@@ -96,8 +96,12 @@ int64_t cnn_size(const cnn_tensor *t, int dim);
 int64_t cnn_stride(const cnn_tensor *t, int dim);
 int64_t cnn_numel(const cnn_tensor *t);
 int cnn_is_contiguous(const cnn_tensor *t);
-/* Pointer to the first element; elements are at data + sum(index[d] * stride[d]). */
+/* Pointer to the first element; elements are at data + sum(index[d] * stride[d]). Writing through it
+ * is allowed: the runtime then treats every tensor as possibly changed (copies it derived from
+ * weights are made again). */
 float *cnn_data(cnn_tensor *t);
+/* The same pointer, for reading only. */
+const float *cnn_data_read(const cnn_tensor *t);
 /* Copies the elements in row-major order into out (numel floats). */
 cnn_status cnn_read(const cnn_tensor *t, float *out);
 float cnn_item(const cnn_tensor *t); /* NaN and an error when numel != 1 */

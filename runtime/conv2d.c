@@ -100,9 +100,10 @@ cnn_tensor *cnn_conv2d(cnn_tensor *input, cnn_tensor *weight, cnn_tensor *bias,
     cnn_tensor *out = cnn_alloc(4, out_shape);
     if (!out) return NULL;
     cnn_conv_data d;
-    cnn_status st = cnn_conv_data_read(&d, input, weight, bias)
-                        ? cnn_conv_forward(&plan, d.input, d.weight, d.bias, cnn_ptr(out), "conv2d")
-                        : cnn_last_status();
+    const bool read = cnn_conv_data_read(&d, input, weight, bias);
+    if (read && d.weight == cnn_ptr(weight)) plan.weight = cnn_weight_key_of(weight); // not a temporary copy
+    cnn_status st = read ? cnn_conv_forward(&plan, d.input, d.weight, d.bias, cnn_ptr(out), "conv2d")
+                         : cnn_last_status();
     cnn_conv_data_release(&d);
     if (st != CNN_OK) {
         cnn_release(out);

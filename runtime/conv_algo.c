@@ -74,7 +74,7 @@ static cnn_direct_conv direct_of(const cnn_conv_plan *p, const float *weight) {
                              .kh = g->kernel_h, .kw = g->kernel_w, .sh = g->stride_h, .sw = g->stride_w,
                              .dh = g->dilation_h, .dw = g->dilation_w, .pad_top = g->pad_top,
                              .pad_left = g->pad_left, .weight = weight, .w_o = g->channels * g->kernel_h * g->kernel_w,
-                             .w_c = g->kernel_h * g->kernel_w, .w_i = g->kernel_w, .w_j = 1};
+                             .w_c = g->kernel_h * g->kernel_w, .w_i = g->kernel_w, .w_j = 1, .key = p->weight};
 }
 
 cnn_status cnn_conv_forward(const cnn_conv_plan *p, const float *input, const float *weight, const float *bias,
@@ -89,7 +89,7 @@ cnn_status cnn_conv_forward(const cnn_conv_plan *p, const float *input, const fl
                                                          .out_w = g->out_w, .pad_top = g->pad_top,
                                                          .pad_left = g->pad_left, .input = input, .weight = weight,
                                                          .w_o = g->channels * 9, .w_c = 9, .w_i = 3, .w_j = 1,
-                                                         .bias = bias, .output = output},
+                                                         .bias = bias, .output = output, .key = p->weight},
                                     op);
     cnn_depthwise_conv dw;
     if (depthwise_of(p, a, &dw)) return cnn_depthwise_forward(&dw, input, weight, false, bias, output, op);

@@ -17,6 +17,7 @@
 #define CNN_CONV_DIRECT_H
 
 #include "internal.h"
+#include "weight_cache.h"
 
 typedef struct cnn_direct_conv {
     int64_t N, C, H, W;          /* input (N, C, H, W) */
@@ -25,6 +26,7 @@ typedef struct cnn_direct_conv {
     int64_t pad_top, pad_left;   /* zeros before the first row / column; negative crops */
     const float *weight;         /* element (o, c, i, j) at weight[o*w_o + c*w_c + i*w_i + j*w_j] */
     int64_t w_o, w_c, w_i, w_j;
+    cnn_weight_key key;          /* whose values weight holds, when known (storage 0: not) */
 } cnn_direct_conv;
 
 /* Below this many output channels a stride-1 forward runs its vector lanes along image rows rather

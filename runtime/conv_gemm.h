@@ -11,12 +11,14 @@
 
 #include "im2col.h"
 #include "internal.h"
+#include "weight_cache.h"
 
 typedef struct cnn_conv_plan {
     cnn_conv_geometry geo; /* one image of one group: geo.channels = C / G */
     int64_t batch;         /* N */
     int64_t groups;        /* G */
     int64_t out_channels;  /* O, over all groups */
+    cnn_weight_key weight; /* the forward's weight, for copies derived from it (weight_cache.h) */
 } cnn_conv_plan;
 
 /* output = conv(input, weight) + bias; bias (O) may be NULL. op names the caller in errors. */

@@ -84,6 +84,7 @@ static void fill_row(void *ctx, int64_t n, float **p, const int64_t *s) {
 }
 
 cnn_status cnn_fill_(cnn_tensor *t, float value) {
+    cnn_note_write();
     cnn_status st = check_inplace("fill", t);
     if (st == CNN_OK) st = check_writable("fill", t);
     if (st != CNN_OK) return st;
@@ -113,6 +114,7 @@ static cnn_status inplace_operands(const char *op, cnn_tensor *dst, const cnn_te
 }
 
 cnn_status cnn_copy_(cnn_tensor *dst, const cnn_tensor *src) {
+    cnn_note_write();
     float *bases[2];
     int64_t strides[2][CNN_MAX_DIMS];
     cnn_status st = inplace_operands("copy", dst, src, bases, strides);
@@ -142,6 +144,7 @@ static void axpy_row(void *ctx, int64_t n, float **p, const int64_t *s) {
 }
 
 cnn_status cnn_add_(cnn_tensor *dst, const cnn_tensor *src, float alpha) {
+    cnn_note_write();
     float *bases[2];
     int64_t strides[2][CNN_MAX_DIMS];
     cnn_status st = inplace_operands("add_", dst, src, bases, strides);
@@ -156,6 +159,7 @@ static void scale_row(void *ctx, int64_t n, float **p, const int64_t *s) {
 }
 
 cnn_status cnn_mul_scalar_(cnn_tensor *t, float value) {
+    cnn_note_write();
     cnn_status st = check_inplace("mul_", t);
     if (st == CNN_OK) st = check_writable("mul_", t);
     if (st != CNN_OK) return st;

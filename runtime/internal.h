@@ -17,7 +17,15 @@ typedef struct cnn_storage {
     atomic_long refcount;
     float *data;
     int64_t numel;
+    uint64_t id; /* unique in the process: a later storage at the same address has another id */
 } cnn_storage;
+
+/* ---- in-place writes ------------------------------------------------------------------------------
+ * A counter moved by every write into a tensor that already existed (the in-place functions of the
+ * API, optimizer steps, running statistics, and cnn_data, which hands out a writable pointer), so
+ * that copies derived from a weight (weight_cache.h) know whether it may have changed since. */
+void cnn_note_write(void);
+uint64_t cnn_write_epoch(void);
 
 typedef struct cnn_node cnn_node;
 

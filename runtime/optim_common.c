@@ -2,6 +2,7 @@
 #include "optim_common.h"
 
 cnn_status cnn_optim_check_params(const char *op, int n, cnn_tensor *const *params) {
+    cnn_note_write(); // every optimizer step checks its parameters first, then writes them
     if (n < 0) return cnn_fail(CNN_ERR_ARGUMENT, "%s: the parameter count must be >= 0 (got %d)", op, n);
     if (n > 0 && !params) return cnn_fail(CNN_ERR_ARGUMENT, "%s: params is NULL for %d parameters", op, n);
     for (int i = 0; i < n; i++) {

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "weight_cache.h"
 
 int64_t cnn_shape_numel(int ndim, const int64_t *shape) {
     int64_t n = 1;
@@ -17,6 +18,13 @@ float *cnn_storage_alloc_floats(int64_t n) {
 
 static void storage_free_floats(float *data) { cnn_block_free(data, true); }
 
+static atomic_uint_fast64_t last_storage_id;
+static atomic_uint_fast64_t write_epoch;
+
+void cnn_note_write(void) { atomic_fetch_add_explicit(&write_epoch, 1, memory_order_relaxed); }
+
+uint64_t cnn_write_epoch(void) { return atomic_load_explicit(&write_epoch, memory_order_relaxed); }
+
 static cnn_storage *storage_new(int64_t numel) {
     cnn_storage *s = malloc(sizeof *s);
     if (!s) return cnn_fail_null(CNN_ERR_MEMORY, "out of memory");
@@ -27,11 +35,13 @@ static cnn_storage *storage_new(int64_t numel) {
     }
     atomic_init(&s->refcount, 1);
     s->numel = numel;
+    s->id = atomic_fetch_add(&last_storage_id, 1) + 1;
     return s;
 }
 
 static void storage_release(cnn_storage *s) {
     if (atomic_fetch_sub(&s->refcount, 1) == 1) {
+        cnn_weight_cache_forget(s->id);
         storage_free_floats(s->data);
         free(s);
     }
@@ -101,7 +111,7 @@ cnn_tensor *cnn_make_view(cnn_tensor *base, int ndim, const int64_t *shape, cons
 }
 
 /* The storage of every stand-in (see cnn_shape_only): no data, and a count that never reaches zero. */
-static cnn_storage no_data = {1, NULL, 0};
+static cnn_storage no_data = {1, NULL, 0, 0};
 
 cnn_tensor *cnn_shape_only(const cnn_tensor *t) {
     cnn_tensor *s = tensor_struct(&no_data, t->ndim, t->shape);
@@ -232,7 +242,12 @@ int cnn_is_contiguous(const cnn_tensor *t) {
     return 1;
 }
 
-float *cnn_data(cnn_tensor *t) { return cnn_ptr(t); }
+float *cnn_data(cnn_tensor *t) {
+    cnn_note_write(); // the caller may write through the pointer
+    return cnn_ptr(t);
+}
+
+const float *cnn_data_read(const cnn_tensor *t) { return cnn_ptr(t); }
 
 bool cnn_same_shape(const cnn_tensor *a, const cnn_tensor *b) {
     if (a->ndim != b->ndim) return false;

@@ -45,6 +45,7 @@ typedef struct wg_plan {
     int64_t OC;                   /* width of M: CHUNK_PANELS * 32, or less */
     int threads;
     bool own_weights;             /* items are splits, each transforming its own weights */
+    bool UT_ready;                /* UT holds the transform already (kept from an earlier call) */
     float *UT;                    /* (36, panels, Cp, 32) */
 } wg_plan;
 
@@ -277,7 +278,7 @@ static void run_item(const wg_plan *w, wg_scratch *s, int64_t item) {
     const int64_t per_split = (w->panels + w->splits - 1) / w->splits;
     const int64_t p_lo = item * per_split, p_hi = p_lo + per_split < w->panels ? p_lo + per_split : w->panels;
     if (p_lo >= p_hi) return;
-    transform_weight_blocks(w, p_lo * 2, p_hi * 2);
+    if (!w->UT_ready) transform_weight_blocks(w, p_lo * 2, p_hi * 2);
     for (int64_t block = 0; block < w->blocks; block++) run_block(w, s, block, item);
 }
 
@@ -314,6 +315,15 @@ typedef struct item_call {
 static void call_item(void *ctx, int64_t item, int thread) {
     const item_call *c = ctx;
     run_item(c->w, &c->s[thread], item);
+}
+
+/* The weight's layout as one number, for the kept transforms (the transform does not depend on the
+ * images). */
+static uint64_t layout_of(const cnn_winograd_conv *p) {
+    uint64_t h = 1469598103934665603ull; // FNV-1a
+    const int64_t values[] = {p->C, p->O, p->w_o, p->w_c, p->w_i, p->w_j};
+    for (size_t i = 0; i < sizeof values / sizeof *values; i++) h = (h ^ (uint64_t)values[i]) * 1099511628211ull;
+    return h;
 }
 
 bool cnn_winograd_suits(int64_t C, int64_t O, int64_t out_h, int64_t out_w) {
@@ -358,7 +368,11 @@ cnn_status cnn_winograd_conv3x3(const cnn_winograd_conv *p, const char *op) {
 
     cnn_status st = CNN_OK;
     wg_scratch *s = calloc((size_t)w.threads, sizeof *s);
-    w.UT = scratch(POINTS * w.Op * w.Cp);
+    // in inference the transformed weights are kept for the next call while the weight is unchanged
+    bool fill = false;
+    float *kept = cnn_weight_cache_acquire(&p->key, layout_of(p), POINTS * w.Op * w.Cp, &fill);
+    w.UT = kept ? kept : scratch(POINTS * w.Op * w.Cp);
+    w.UT_ready = kept && !fill;
     bool ok = s && w.UT;
     for (int t = 0; ok && t < w.threads; t++) {
         s[t].rows = scratch(w.Cb * 6 * w.Wp * 16);
@@ -371,7 +385,7 @@ cnn_status cnn_winograd_conv3x3(const cnn_winograd_conv *p, const char *op) {
         st = cnn_fail(CNN_ERR_MEMORY, "%s: out of memory for the Winograd buffers (%lld tiles, %lld x %lld channels)",
                       op, (long long)w.tiles, (long long)p->C, (long long)p->O);
     } else {
-        if (!w.own_weights) transform_weights(&w);
+        if (!w.own_weights && !w.UT_ready) transform_weights(&w);
         item_call c = {&w, s};
         if (!cnn_run_items(w.threads, w.items, call_item, &c)) st = cnn_fail(CNN_ERR_INTERRUPTED, "%s: interrupted", op);
     }
@@ -381,7 +395,8 @@ cnn_status cnn_winograd_conv3x3(const cnn_winograd_conv *p, const char *op) {
         cnn_block_free(s[t].M, false);
     }
     free(s);
-    cnn_block_free(w.UT, false);
+    if (kept) cnn_weight_cache_release(kept, fill && st == CNN_OK);
+    else cnn_block_free(w.UT, false);
     return st;
 }
 

@@ -14,6 +14,7 @@
 #ifndef CNN_WINOGRAD_H
 #define CNN_WINOGRAD_H
 
+#include "weight_cache.h"
 #include "internal.h"
 
 typedef struct cnn_winograd_conv {
@@ -25,6 +26,7 @@ typedef struct cnn_winograd_conv {
     int64_t w_o, w_c, w_i, w_j;
     const float *bias;         /* (O) or NULL */
     float *output;             /* overwritten */
+    cnn_weight_key key;        /* whose values weight holds, when known (storage 0: not) */
 } cnn_winograd_conv;
 
 /* Whether F(4x4, 3x3) pays for a 3x3, stride 1, undilated, ungrouped convolution of these sizes

@@ -635,3 +635,29 @@ TEST(upsample2d_nearest_and_bilinear) {
     }
     cnn_release(n), cnn_release(b), cnn_release(x);
 }
+
+/* A write through cnn_data (the FFI's way) reaches an inference conv whose kernels were kept in a
+ * derived form (runtime/weight_cache.h): Winograd's transform here. */
+TEST(conv_sees_writes_through_the_data_pointer_in_inference) {
+    const int64_t xs[4] = {1, 8, 6, 6}, ws[4] = {8, 8, 3, 3};
+    cnn_manual_seed(5);
+    cnn_tensor *x = cnn_randn(4, xs), *w = cnn_randn(4, ws);
+    cnn_conv2d_options o = cnn_conv2d_defaults();
+    o.padding[0] = o.padding[1] = 1;
+    cnn_set_grad_enabled(0);
+    cnn_tensor *first = cnn_conv2d(x, w, NULL, &o);
+    REQUIRE(first);
+    float *data = cnn_data(w);
+    for (int64_t i = 0; i < cnn_numel(w); i++) data[i] *= -2.0f;
+    cnn_tensor *second = cnn_conv2d(x, w, NULL, &o);
+    REQUIRE(second);
+    double worst = 0;
+    for (int64_t i = 0; i < cnn_numel(first); i++)
+        worst = fmax(worst, fabs(cnn_data(second)[i] + 2.0f * cnn_data(first)[i]));
+    CHECK(worst < 1e-4);
+    cnn_set_grad_enabled(1);
+    cnn_release(second);
+    cnn_release(first);
+    cnn_release(w);
+    cnn_release(x);
+}

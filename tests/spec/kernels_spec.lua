@@ -76,3 +76,55 @@ describe("max_pool2d vector paths", function()
     assert.is_true(gradcheck(function(x) return cnn.max_pool2d(x, 2) end, {x}, {eps = 1e-3}))
   end)
 end)
+
+-- In inference the weight of a large kernel on a tiny map is read through a compact copy of its kept
+-- taps, and Winograd's transformed weights are kept, from one call to the next (runtime/weight_cache.h):
+-- every way of changing the weight in place must be seen.
+for _, case in ipairs {
+  {name = "compact copy (256 channels on 1x1 maps)", input = {2, 256, 1, 1}, weight = {256, 256, 3, 3}},
+  {name = "Winograd transform (16 channels on 8x8 maps)", input = {2, 16, 8, 8}, weight = {24, 16, 3, 3}},
+} do
+  describe("weight copies kept between inference calls: " .. case.name, function()
+    cnn.manual_seed(23)
+    local x = cnn.randn(table.unpack(case.input))
+    local w = cnn.randn(table.unpack(case.weight)) * 0.05
+    local function infer(weight)
+      local y
+      cnn.no_grad(function() y = cnn.conv2d(x, weight, nil, {padding = 1}) end)
+      return y
+    end
+    local function max_difference(a, b) return (a - b):abs():max():item() end
+    -- a fresh storage each time: never served from a copy of an earlier state
+    local function expected() return infer(w:clone()) end
+
+    it("serves the same values again while the weight is unchanged", function()
+      local first = infer(w)
+      assert.are.equal(0, max_difference(first, expected()))
+      assert.are.equal(0, max_difference(infer(w), first))
+    end)
+
+    it("sees fill, copy and element writes", function()
+      local before = infer(w)
+      w:fill(0.01)
+      assert.are.equal(0, max_difference(infer(w), expected()))
+      w:copy(cnn.randn(table.unpack(case.weight)) * 0.05)
+      assert.are.equal(0, max_difference(infer(w), expected()))
+      assert.is_true(max_difference(infer(w), before) > 1e-3)
+      w[3] = cnn.zeros(table.unpack(case.weight, 2)) -- one output channel
+      local y = infer(w)
+      assert.are.equal(0, max_difference(y, expected()))
+      assert.are.equal(0, y:narrow(2, 3, 1):abs():max():item())
+    end)
+
+    it("sees an optimizer step", function()
+      local p = w:clone():requires_grad()
+      local before = infer(p)
+      local opt = cnn.optim.SGD({p}, {lr = 0.1})
+      cnn.conv2d(x, p, nil, {padding = 1}):sum():backward()
+      opt:step()
+      local after = infer(p)
+      assert.is_true(max_difference(after, before) > 1e-3)
+      assert.are.equal(0, max_difference(after, infer(p:detach():clone())))
+    end)
+  end)
+end
