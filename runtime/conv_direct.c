@@ -436,7 +436,9 @@ typedef struct panel_call {
     const float *images;
     const int64_t *base, *valid, *counts; /* (Q) window offsets; (taps, Q) valid positions; (taps) */
     float *rows;                          /* (Q, Op), shared: each panel writes its own columns */
-    float **packed;                       /* per thread: one panel */
+    float **packed;                       /* per thread: one panel (without a kept packing) */
+    float *kept;                          /* all panels, kept between inference calls, or NULL */
+    bool kept_ready;                      /* kept holds the packing already */
     bool failed;
 } panel_call;
 
@@ -444,9 +446,10 @@ static void panel_item(void *ctx, int64_t panel, int thread) {
     panel_call *c = ctx;
     const direct_plan *w = c->w;
     const int64_t panel_floats = w->taps * w->g->C * w->NRv, Q = w->B * w->P;
-    float *packed = c->packed[thread];
+    float *base = c->kept ? c->kept : c->packed[thread] - panel * panel_floats; // where panel 0 would be
+    const float *packed = base + panel * panel_floats;
     for (int64_t q = 0; q < Q; q++) memset(c->rows + q * w->Op + panel * w->NRv, 0, (size_t)w->NRv * sizeof(float));
-    if (!pack_weights(w, packed - panel * panel_floats, panel * w->NRv, (panel + 1) * w->NRv)) {
+    if (!c->kept_ready && !pack_weights(w, base, panel * w->NRv, (panel + 1) * w->NRv)) {
         c->failed = true;
         return;
     }
@@ -496,6 +499,16 @@ static void images_item(void *ctx, int64_t b, int thread) {
     chunk_images(c->w, c->input, 0, b, b + 1, c->images);
 }
 
+/* Which packing of which weight layout a kept copy of the panels holds, as one number. */
+static uint64_t packing_layout(const direct_plan *w) {
+    const cnn_direct_conv *g = w->g;
+    uint64_t h = 1469598103934665603ull; // FNV-1a over the values that decide the packing
+    const int64_t values[] = {g->O, g->C, g->kh, g->kw, g->w_o, g->w_c, g->w_i, g->w_j, w->NRv, w->tap_major, w->taps};
+    for (size_t i = 0; i < sizeof values / sizeof *values; i++) h = (h ^ (uint64_t)values[i]) * 1099511628211ull;
+    for (int64_t t = 0; t < w->taps; t++) h = (h ^ (uint64_t)(w->tap_i[t] * g->kw + w->tap_j[t])) * 1099511628211ull;
+    return h;
+}
+
 static cnn_status panel_forward(const direct_plan *w, const float *input, const float *bias, float *output,
                                 const char *op) {
     const cnn_direct_conv *g = w->g;
@@ -504,8 +517,10 @@ static cnn_status panel_forward(const direct_plan *w, const float *input, const 
     float *images = floats(w->B * w->image), *rows = floats(Q * w->Op);
     int64_t *offsets = malloc((size_t)(Q + w->taps * (Q + 1)) * sizeof(int64_t));
     float **packed = calloc((size_t)team, sizeof *packed);
+    bool fill = false;
+    float *kept = cnn_weight_cache_acquire(&g->key, packing_layout(w), w->panels * w->taps * g->C * w->NRv, &fill);
     bool ok = images && rows && offsets && packed;
-    for (int t = 0; ok && t < team; t++) ok = (packed[t] = floats(w->taps * g->C * w->NRv)) != NULL;
+    for (int t = 0; ok && !kept && t < team; t++) ok = (packed[t] = floats(w->taps * g->C * w->NRv)) != NULL;
     cnn_status st = CNN_OK;
     if (!ok) {
         st = cnn_fail(CNN_ERR_MEMORY, "%s: out of memory for the convolution buffers", op);
@@ -515,7 +530,7 @@ static cnn_status panel_forward(const direct_plan *w, const float *input, const 
         images_call ic = {w, input, images};
         position_bases(w, 0, Q, base);
         for (int64_t t = 0; t < w->taps; t++) counts[t] = valid_positions(w, t, 0, Q, valid + t * Q);
-        panel_call c = {w, images, base, valid, counts, rows, packed, false};
+        panel_call c = {w, images, base, valid, counts, rows, packed, kept, kept && !fill, false};
         store_call sc = {w, rows, bias, output};
         if (!cnn_run_items(cnn_threads_for(w->B * w->image, 1 << 15), w->B, images_item, &ic) ||
             !cnn_run_items(team, w->panels, panel_item, &c) ||
@@ -524,6 +539,7 @@ static cnn_status panel_forward(const direct_plan *w, const float *input, const 
         else if (c.failed)
             st = cnn_fail(CNN_ERR_MEMORY, "%s: out of memory packing the kernels", op);
     }
+    cnn_weight_cache_release(kept, fill && st == CNN_OK);
     for (int t = 0; packed && t < team; t++) cnn_block_free(packed[t], false);
     free(packed);
     free(offsets);
@@ -548,7 +564,9 @@ cnn_status cnn_direct_forward(const cnn_direct_conv *g, const float *input, cons
         plan_free(&w);
         return st;
     }
-    float *packed = floats(w.panels * w.taps * g->C * w.NRv);
+    bool fill = false;
+    float *kept = cnn_weight_cache_acquire(&g->key, packing_layout(&w), w.panels * w.taps * g->C * w.NRv, &fill);
+    float *packed = kept ? kept : floats(w.panels * w.taps * g->C * w.NRv);
     forward_buffers *buf = calloc((size_t)w.threads, sizeof *buf);
     bool ok = packed && buf;
     for (int t = 0; ok && t < w.threads; t++) {
@@ -562,7 +580,7 @@ cnn_status cnn_direct_forward(const cnn_direct_conv *g, const float *input, cons
     if (!ok) {
         st = cnn_fail(CNN_ERR_MEMORY, "%s: out of memory for the convolution buffers", op);
     } else {
-        if (!pack_weights(&w, packed, 0, w.Op)) {
+        if ((!kept || fill) && !pack_weights(&w, packed, 0, w.Op)) {
             st = cnn_fail(CNN_ERR_MEMORY, "%s: out of memory packing the kernels", op);
             goto done;
         }
@@ -577,7 +595,8 @@ done:
         cnn_block_free(buf[t].valid, false);
     }
     free(buf);
-    cnn_block_free(packed, false);
+    if (kept) cnn_weight_cache_release(kept, fill && st == CNN_OK);
+    else cnn_block_free(packed, false);
     plan_free(&w);
     return st;
 }

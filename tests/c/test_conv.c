@@ -661,3 +661,35 @@ TEST(conv_sees_writes_through_the_data_pointer_in_inference) {
     cnn_release(w);
     cnn_release(x);
 }
+
+/* More kernels than the inference copies have room for: every result stays the one computed without
+ * copies (grad mode on), in a first pass and in a second that finds some copies kept. */
+TEST(conv_inference_copies_stay_right_with_more_kernels_than_room) {
+    enum { KERNELS = 80 };
+    const int64_t xs[4] = {1, 8, 6, 6}, ws[4] = {8, 8, 3, 3};
+    cnn_manual_seed(9);
+    cnn_tensor *x = cnn_randn(4, xs), *w[KERNELS], *expected[KERNELS];
+    cnn_conv2d_options o = cnn_conv2d_defaults();
+    o.padding[0] = o.padding[1] = 1;
+    for (int k = 0; k < KERNELS; k++) {
+        w[k] = cnn_randn(4, ws);
+        expected[k] = cnn_conv2d(x, w[k], NULL, &o); /* grad mode: nothing kept */
+        REQUIRE(expected[k]);
+    }
+    cnn_set_grad_enabled(0);
+    int wrong = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (int k = 0; k < KERNELS; k++) {
+            cnn_tensor *y = cnn_conv2d(x, w[k], NULL, &o);
+            REQUIRE(y);
+            wrong += memcmp(cnn_data_read(y), cnn_data_read(expected[k]), (size_t)cnn_numel(y) * sizeof(float)) != 0;
+            cnn_release(y);
+        }
+    cnn_set_grad_enabled(1);
+    CHECK(wrong == 0);
+    for (int k = 0; k < KERNELS; k++) {
+        cnn_release(expected[k]);
+        cnn_release(w[k]);
+    }
+    cnn_release(x);
+}

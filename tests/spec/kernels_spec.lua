@@ -77,12 +77,14 @@ describe("max_pool2d vector paths", function()
   end)
 end)
 
--- In inference the weight of a large kernel on a tiny map is read through a compact copy of its kept
--- taps, and Winograd's transformed weights are kept, from one call to the next (runtime/weight_cache.h):
--- every way of changing the weight in place must be seen.
+-- In inference what a convolution derives from its weight (the kept taps of a large kernel on a tiny
+-- map, Winograd's transform, the direct product's packed kernels) is kept from one call to the next
+-- (runtime/weight_cache.h): every way of changing the weight in place must be seen.
 for _, case in ipairs {
   {name = "compact copy (256 channels on 1x1 maps)", input = {2, 256, 1, 1}, weight = {256, 256, 3, 3}},
   {name = "Winograd transform (16 channels on 8x8 maps)", input = {2, 16, 8, 8}, weight = {24, 16, 3, 3}},
+  {name = "packed panels (256 channels on 2x2 maps)", input = {2, 256, 2, 2}, weight = {64, 256, 3, 3}},
+  {name = "packed kernels (3 channels, 7x7)", input = {2, 3, 16, 16}, weight = {16, 3, 7, 7}},
 } do
   describe("weight copies kept between inference calls: " .. case.name, function()
     cnn.manual_seed(23)
