@@ -502,11 +502,10 @@ static void images_item(void *ctx, int64_t b, int thread) {
 /* Which packing of which weight layout a kept copy of the panels holds, as one number. */
 static uint64_t packing_layout(const direct_plan *w) {
     const cnn_direct_conv *g = w->g;
-    uint64_t h = 1469598103934665603ull; // FNV-1a over the values that decide the packing
     const int64_t values[] = {g->O, g->C, g->kh, g->kw, g->w_o, g->w_c, g->w_i, g->w_j, w->NRv, w->tap_major, w->taps};
-    for (size_t i = 0; i < sizeof values / sizeof *values; i++) h = (h ^ (uint64_t)values[i]) * 1099511628211ull;
-    for (int64_t t = 0; t < w->taps; t++) h = (h ^ (uint64_t)(w->tap_i[t] * g->kw + w->tap_j[t])) * 1099511628211ull;
-    return h;
+    uint64_t h = cnn_layout_hash(CNN_LAYOUT_START, values, sizeof values / sizeof *values);
+    h = cnn_layout_hash(h, w->tap_i, w->taps);
+    return cnn_layout_hash(h, w->tap_j, w->taps);
 }
 
 static cnn_status panel_forward(const direct_plan *w, const float *input, const float *bias, float *output,

@@ -101,11 +101,10 @@ static void product_item(void *ctx, int64_t block, int thread) {
 /* Which kept taps of which weight layout a compact copy holds, as one number. */
 static uint64_t layout_of(const inplace_work *w) {
     const cnn_direct_conv *g = w->g;
-    uint64_t h = 1469598103934665603ull; // FNV-1a over the values that decide the copy
     const int64_t values[] = {g->O, g->C, g->kh, g->kw, g->w_o, g->w_c, g->w_i, g->w_j, w->T};
-    for (size_t i = 0; i < sizeof values / sizeof *values; i++) h = (h ^ (uint64_t)values[i]) * 1099511628211ull;
-    for (int64_t t = 0; t < w->T; t++) h = (h ^ (uint64_t)(w->tap_i[t] * g->kw + w->tap_j[t])) * 1099511628211ull;
-    return h;
+    uint64_t h = cnn_layout_hash(CNN_LAYOUT_START, values, sizeof values / sizeof *values);
+    h = cnn_layout_hash(h, w->tap_i, w->T);
+    return cnn_layout_hash(h, w->tap_j, w->T);
 }
 
 /* compact (O, K) <- the kept taps of every kernel, in the order of steps. */

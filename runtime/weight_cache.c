@@ -27,6 +27,11 @@ static int64_t held_floats;
 static uint64_t uses;
 static atomic_int live; /* entries holding data, read without the lock by cnn_weight_cache_forget */
 
+uint64_t cnn_layout_hash(uint64_t h, const int64_t *values, int64_t n) {
+    for (int64_t i = 0; i < n; i++) h = (h ^ (uint64_t)values[i]) * 1099511628211ull;
+    return h;
+}
+
 cnn_weight_key cnn_weight_key_of(const cnn_tensor *w) {
     if (!w || cnn_is_grad_enabled()) return (cnn_weight_key){0, 0, 0};
     return (cnn_weight_key){w->storage->id, cnn_write_epoch(), w->offset};

@@ -26,6 +26,10 @@ cnn_weight_key cnn_weight_key_of(const cnn_tensor *w);
 float *cnn_weight_cache_acquire(const cnn_weight_key *key, uint64_t layout, int64_t floats, bool *fill);
 void cnn_weight_cache_release(const float *copy, bool filled);
 
+/* A number telling layouts apart: FNV-1a over values, continuing from h (CNN_LAYOUT_START at first). */
+#define CNN_LAYOUT_START 1469598103934665603ull
+uint64_t cnn_layout_hash(uint64_t h, const int64_t *values, int64_t n);
+
 /* Drops the copies of a storage being freed (called by the storage's release), and every copy. */
 void cnn_weight_cache_forget(uint64_t storage);
 void cnn_weight_cache_clear(void);

@@ -320,10 +320,8 @@ static void call_item(void *ctx, int64_t item, int thread) {
 /* The weight's layout as one number, for the kept transforms (the transform does not depend on the
  * images). */
 static uint64_t layout_of(const cnn_winograd_conv *p) {
-    uint64_t h = 1469598103934665603ull; // FNV-1a
     const int64_t values[] = {p->C, p->O, p->w_o, p->w_c, p->w_i, p->w_j};
-    for (size_t i = 0; i < sizeof values / sizeof *values; i++) h = (h ^ (uint64_t)values[i]) * 1099511628211ull;
-    return h;
+    return cnn_layout_hash(CNN_LAYOUT_START, values, sizeof values / sizeof *values);
 }
 
 bool cnn_winograd_suits(int64_t C, int64_t O, int64_t out_h, int64_t out_w) {
