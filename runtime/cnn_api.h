@@ -61,7 +61,9 @@ int cnn_get_num_threads(void);
 /* Bytes of tensor storage currently allocated by this process (all threads). */
 int64_t cnn_memory_in_use(void);
 /* Freed blocks are kept for reuse up to a limit, 256 MiB by default; a request may take a cached
- * block up to twice its size, and cnn_memory_in_use counts whole blocks. */
+ * block up to twice its size, and cnn_memory_in_use counts whole blocks. Without grad mode,
+ * convolutions also keep what they derive from their weights (packed or transformed kernels, at most
+ * 64 MiB) until a weight changes; cnn_empty_cache returns both to the system. */
 int64_t cnn_memory_cached(void);
 void cnn_set_cache_limit(int64_t bytes);
 void cnn_empty_cache(void);

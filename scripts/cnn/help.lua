@@ -205,7 +205,7 @@ The standard deviation of all elements, or along dim.]],
   ["cnn.version"] = "cnn.version\nThe version of the cnn runtime, as a string.",
   ["cnn.memory_in_use"] = "cnn.memory_in_use() -> bytes\nTensor storage currently allocated by the process.",
   ["cnn.memory_cached"] = "cnn.memory_cached() -> bytes\nFreed tensor blocks kept for reuse (at most 256 MiB).",
-  ["cnn.empty_cache"] = "cnn.empty_cache()\nReturns the cached freed blocks to the system.",
+  ["cnn.empty_cache"] = "cnn.empty_cache()\nReturns the cached freed blocks, and the kernels convolutions keep for inference, to the system.",
   ["cnn.get_rng_state"] = "cnn.get_rng_state() -> {4 integers}\nThe random generator's state, to save in a checkpoint.",
   ["cnn.set_rng_state"] = "cnn.set_rng_state(state)\nRestores a state from get_rng_state, so random draws continue exactly.",
   ["cnn.safetensors_save"] = [[
