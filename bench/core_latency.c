@@ -4,9 +4,9 @@
  * On a virtual machine the two virtual cores may sit on one physical core complex, sharing its L3
  * cache (a round trip of about 60 ns here), or on two (about 330 ns), and the host moves them from
  * one arrangement to the other while a benchmark runs. In the second, every cache line one thread
- * writes and the other reads crosses between the complexes, which slows a two-thread network by
- * 30-50% on this machine while OpenBLAS sgemm peak does not move. run.py measures it before each
- * repetition so that the table can say which arrangement its figures come from. */
+ * writes and the other reads crosses between the complexes, which slows a two-thread network by a
+ * quarter or more on this machine while OpenBLAS sgemm peak does not move. run.py measures it before
+ * each repetition so that the table can say which arrangement its figures come from. */
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
