@@ -32,7 +32,7 @@ static const char *const LIST_VARIABLE = "CNN_UNPINNED_CPUS";
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static int pinned_team;      /* size of the team last pinned, 0 before any */
 static cpu_set_t unpinned;   /* the process's CPUs before pinning */
-static atomic_bool have_unpinned;
+static atomic_bool have_unpinned; /* the main thread was pinned: unpinned is what others go back to */
 
 static bool switched_off(void) {
     const char *v = getenv("CNN_PIN_THREADS");
@@ -64,31 +64,38 @@ __attribute__((constructor)) static void leave_inherited_pin(void) {
     unsetenv(LIST_VARIABLE);
 }
 
-static void pin_self_to(const cpu_set_t *allowed, int index) {
+/* False when the system refuses (a container may). */
+static bool pin_self_to(const cpu_set_t *allowed, int index) {
     int seen = -1;
     for (int cpu = 0; cpu < CPU_SETSIZE; cpu++)
         if (CPU_ISSET(cpu, allowed) && ++seen == index) {
             cpu_set_t one;
             CPU_ZERO(&one);
             CPU_SET(cpu, &one);
-            pthread_setaffinity_np(pthread_self(), sizeof one, &one);
-            return;
+            return pthread_setaffinity_np(pthread_self(), sizeof one, &one) == 0;
         }
+    return false;
 }
 
 void cnn_pin_team(int threads) {
     if (threads < 2 || omp_in_parallel()) return;
     pthread_mutex_lock(&lock);
     if (pinned_team != threads && !switched_off()) {
-        if (!atomic_load(&have_unpinned) && sched_getaffinity(0, sizeof unpinned, &unpinned) == 0) {
-            char list[1024];
-            write_list(&unpinned, list, sizeof list);
-            setenv(LIST_VARIABLE, list, 1);
-            atomic_store(&have_unpinned, true);
-        }
-        if (atomic_load(&have_unpinned) && CPU_COUNT(&unpinned) >= threads) {
+        static bool read_unpinned;
+        if (!read_unpinned) read_unpinned = sched_getaffinity(0, sizeof unpinned, &unpinned) == 0;
+        if (read_unpinned && CPU_COUNT(&unpinned) >= threads) {
+            bool main_pinned = false;
 #pragma omp parallel num_threads(threads)
-            pin_self_to(&unpinned, omp_get_thread_num());
+            {
+                const bool pinned = pin_self_to(&unpinned, omp_get_thread_num());
+                if (omp_get_thread_num() == 0) main_pinned = pinned;
+            }
+            if (main_pinned && !atomic_load(&have_unpinned)) { // what threads and children go back to
+                char list[1024];
+                write_list(&unpinned, list, sizeof list);
+                setenv(LIST_VARIABLE, list, 1);
+                atomic_store(&have_unpinned, true);
+            }
         }
         pinned_team = threads;
     }
