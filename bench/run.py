@@ -116,6 +116,20 @@ def core_latency(build):
     return float(out.stdout.split()[0]) if out.returncode == 0 else None
 
 
+def ratios_by_distance(times, far):
+    """{"near": (repetitions, ratio), "far": ...}: cnnlua's speed over PyTorch's from the medians of the
+    repetitions run with the cores near each other or far apart; ratio None where there were none."""
+    result = {}
+    for where, wanted in (("near", False), ("far", True)):
+        picked = [i for i, f in enumerate(far) if f == wanted]
+        ratio = None
+        if picked:
+            ratio = (statistics.median(times["torch"][i] for i in picked) /
+                     statistics.median(times["cnn"][i] for i in picked))
+        result[where] = (len(picked), ratio)
+    return result
+
+
 def run_workload(args, label, argv_tail, flops_fwd, env_cnn, env_torch, batch_of):
     cnn = Worker([os.path.join(args.build, "cnnlua"), os.path.join(HERE, "worker.lua")] + argv_tail, env_cnn)
     torch = Worker(["/usr/bin/python3", os.path.join(HERE, "worker.py")] + argv_tail, env_torch)
@@ -141,13 +155,7 @@ def run_workload(args, label, argv_tail, flops_fwd, env_cnn, env_torch, batch_of
                       (label, mode, rep + 1, "%.0f" % latency if latency is not None else "-",
                        1e3 * times["cnn"][-1], 1e3 * times["torch"][-1]), file=sys.stderr)
         result[mode] = {k: statistics.median(v) for k, v in times.items()}
-        # ratio (cnnlua speed over PyTorch's) of the medians of the repetitions run with the cores near / far
-        result[mode + "_by_distance"] = {
-            where: (sum(f == (where == "far") for f in far),
-                    statistics.median(t for t, f in zip(times["torch"], far) if f == (where == "far")) /
-                    statistics.median(t for t, f in zip(times["cnn"], far) if f == (where == "far"))
-                    if any(f == (where == "far") for f in far) else None)
-            for where in ("near", "far")}
+        result[mode + "_by_distance"] = ratios_by_distance(times, far)
     result["rss"] = {"cnn": cnn.close(), "torch": torch.close()}
     return result
 

@@ -36,8 +36,6 @@ typedef struct bn_ctx {
     float storage[];
 } bn_ctx;
 
-typedef cnn_channel_geometry bn_geometry;
-
 static bn_ctx *bn_ctx_new(int64_t C, bool training) {
     bn_ctx *ctx = malloc(sizeof(bn_ctx) + (size_t)(3 * C) * sizeof(float));
     if (!ctx) return cnn_fail_null(CNN_ERR_MEMORY, "batch_norm: out of memory");
@@ -52,19 +50,19 @@ static bn_ctx *bn_ctx_new(int64_t C, bool training) {
 /* Element c of a 1-d tensor of any stride. */
 static inline float *channel_at(const cnn_tensor *t, int64_t c) { return cnn_ptr(t) + c * t->stride[0]; }
 
-/* Per-channel scratch of one call: C doubles twice, then C floats four times. */
+/* Per-channel scratch of one call: two sums in double, three values in float. */
 typedef struct bn_scratch {
     double *a, *b;
-    float *f0, *f1, *f2, *f3;
+    float *f0, *f1, *f2;
     void *block;
 } bn_scratch;
 
 static bool scratch_new(bn_scratch *t, int64_t C) {
     const size_t n = (size_t)(C > 0 ? C : 1);
-    t->block = malloc(n * (2 * sizeof(double) + 4 * sizeof(float)));
+    t->block = malloc(n * (2 * sizeof(double) + 3 * sizeof(float)));
     if (!t->block) return cnn_fail(CNN_ERR_MEMORY, "batch_norm: out of memory"), false;
     t->a = t->block, t->b = t->a + n;
-    t->f0 = (float *)(t->b + n), t->f1 = t->f0 + n, t->f2 = t->f1 + n, t->f3 = t->f2 + n;
+    t->f0 = (float *)(t->b + n), t->f1 = t->f0 + n, t->f2 = t->f1 + n;
     return true;
 }
 
@@ -74,7 +72,7 @@ static cnn_status batch_norm_backward(cnn_node *node, cnn_tensor *grad_output,
                                       cnn_tensor **grad_inputs) {
     const bn_ctx *ctx = node->ctx;
     cnn_tensor *input = node->saved[0];
-    bn_geometry g = {node->ints[0], node->ints[1], node->ints[2]};
+    cnn_channel_geometry g = {node->ints[0], node->ints[1], node->ints[2]};
     int64_t C = g.C;
     double M = (double)(g.N * g.S);
     cnn_tensor *x_tmp = NULL, *dy_tmp = NULL, *dx = NULL, *dweight = NULL, *dbias = NULL;
@@ -163,7 +161,7 @@ static bool check_arguments(cnn_tensor *input, cnn_tensor *running_mean, cnn_ten
 
 /* Fills mean/invstd of every channel: from the batch in training (also returning the biased
  * variances in batch_var), from the running estimates in eval. Then writes y. */
-static cnn_status normalise(float *y, const float *x, bn_geometry g, bn_ctx *ctx,
+static cnn_status normalise(float *y, const float *x, cnn_channel_geometry g, bn_ctx *ctx,
                             cnn_tensor *running_mean, cnn_tensor *running_var, cnn_tensor *bias,
                             float eps, double *batch_var) {
     const bool parallel = g.N * g.C * g.S >= PARALLEL_MIN_ELEMENTS;
@@ -216,7 +214,7 @@ cnn_tensor *cnn_batch_norm(cnn_tensor *input, cnn_tensor *running_mean, cnn_tens
                            cnn_tensor *weight, cnn_tensor *bias, int training, float momentum,
                            float eps) {
     if (!check_arguments(input, running_mean, running_var, weight, bias, training, eps)) return NULL;
-    bn_geometry g = {input->shape[0], input->shape[1], 1};
+    cnn_channel_geometry g = {input->shape[0], input->shape[1], 1};
     for (int d = 2; d < input->ndim; d++) g.S *= input->shape[d];
 
     cnn_tensor *x_tmp = NULL, *y = NULL;

@@ -563,11 +563,10 @@ cnn_status cnn_direct_forward(const cnn_direct_conv *g, const float *input, cons
         plan_free(&w);
         return st;
     }
-    bool fill = false;
-    float *kept = cnn_weight_cache_acquire(&g->key, packing_layout(&w), w.panels * w.taps * g->C * w.NRv, &fill);
-    float *packed = kept ? kept : floats(w.panels * w.taps * g->C * w.NRv);
+    cnn_derived packed; // kept between inference calls while the weight is unchanged
+    const bool have_packed = cnn_derived_open(&packed, &g->key, packing_layout(&w), w.panels * w.taps * g->C * w.NRv);
     forward_buffers *buf = calloc((size_t)w.threads, sizeof *buf);
-    bool ok = packed && buf;
+    bool ok = have_packed && buf;
     for (int t = 0; ok && t < w.threads; t++) {
         buf[t].padded = floats(w.B * w.image);
         buf[t].rows = floats(w.B * w.P * w.Op);
@@ -579,11 +578,11 @@ cnn_status cnn_direct_forward(const cnn_direct_conv *g, const float *input, cons
     if (!ok) {
         st = cnn_fail(CNN_ERR_MEMORY, "%s: out of memory for the convolution buffers", op);
     } else {
-        if ((!kept || fill) && !pack_weights(&w, packed, 0, w.Op)) {
+        if (!packed.ready && !pack_weights(&w, packed.data, 0, w.Op)) {
             st = cnn_fail(CNN_ERR_MEMORY, "%s: out of memory packing the kernels", op);
             goto done;
         }
-        forward_ctx f = {input, packed, bias, output, buf};
+        forward_ctx f = {input, packed.data, bias, output, buf};
         if (!run_items(&w, forward_item_fn, &f)) st = cnn_fail(CNN_ERR_INTERRUPTED, "%s: interrupted", op);
     }
 done:
@@ -594,8 +593,7 @@ done:
         cnn_block_free(buf[t].valid, false);
     }
     free(buf);
-    if (kept) cnn_weight_cache_release(kept, fill && st == CNN_OK);
-    else cnn_block_free(packed, false);
+    cnn_derived_close(&packed, st == CNN_OK);
     plan_free(&w);
     return st;
 }

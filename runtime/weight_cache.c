@@ -121,6 +121,20 @@ void cnn_weight_cache_release(const float *copy, bool filled) {
     pthread_mutex_unlock(&lock);
 }
 
+bool cnn_derived_open(cnn_derived *d, const cnn_weight_key *key, uint64_t layout, int64_t floats) {
+    bool fill = false;
+    d->data = cnn_weight_cache_acquire(key, layout, floats, &fill);
+    d->kept = d->data != NULL, d->ready = d->kept && !fill;
+    if (!d->kept) d->data = cnn_block_alloc((size_t)(floats > 0 ? floats : 1) * sizeof(float), false);
+    return d->data != NULL;
+}
+
+void cnn_derived_close(cnn_derived *d, bool computed) {
+    if (d->kept) cnn_weight_cache_release(d->data, !d->ready && computed);
+    else cnn_block_free(d->data, false);
+    d->data = NULL;
+}
+
 void cnn_weight_cache_forget(uint64_t storage) {
     if (atomic_load_explicit(&live, memory_order_relaxed) == 0) return;
     pthread_mutex_lock(&lock);

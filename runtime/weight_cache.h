@@ -26,6 +26,18 @@ cnn_weight_key cnn_weight_key_of(const cnn_tensor *w);
 float *cnn_weight_cache_acquire(const cnn_weight_key *key, uint64_t layout, int64_t floats, bool *fill);
 void cnn_weight_cache_release(const float *copy, bool filled);
 
+/* What a kernel derives from a weight, for one call: the kept copy when the cache takes it, else a
+ * block of the call's own. `ready` says that data holds the derivation already (a kept copy of the
+ * same values); otherwise the caller computes it, and says whether it did when it closes. */
+typedef struct cnn_derived {
+    float *data;
+    bool kept, ready;
+} cnn_derived;
+
+/* False (with the error set) when out of memory. */
+bool cnn_derived_open(cnn_derived *d, const cnn_weight_key *key, uint64_t layout, int64_t floats);
+void cnn_derived_close(cnn_derived *d, bool computed);
+
 /* A number telling layouts apart: FNV-1a over values, continuing from h (CNN_LAYOUT_START at first). */
 #define CNN_LAYOUT_START 1469598103934665603ull
 uint64_t cnn_layout_hash(uint64_t h, const int64_t *values, int64_t n);

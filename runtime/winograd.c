@@ -269,14 +269,21 @@ static void transform_output(const wg_plan *w, const float *M, int64_t t, int64_
 /* ---- one item: a block of tiles, a share of the output channels ------------------------------------- */
 static void run_block(const wg_plan *w, wg_scratch *s, int64_t block, int64_t split);
 
+/* The panels [*lo, *hi) of output channels that share `split` takes. */
+static void split_panels(const wg_plan *w, int64_t split, int64_t *lo, int64_t *hi) {
+    const int64_t per_split = (w->panels + w->splits - 1) / w->splits;
+    *lo = split * per_split;
+    *hi = *lo + per_split < w->panels ? *lo + per_split : w->panels;
+}
+
 static void run_item(const wg_plan *w, wg_scratch *s, int64_t item) {
     if (!w->own_weights) {
         run_block(w, s, item / w->splits, item % w->splits);
         return;
     }
     // item = split: the weights of its output channels, then every block through them
-    const int64_t per_split = (w->panels + w->splits - 1) / w->splits;
-    const int64_t p_lo = item * per_split, p_hi = p_lo + per_split < w->panels ? p_lo + per_split : w->panels;
+    int64_t p_lo, p_hi;
+    split_panels(w, item, &p_lo, &p_hi);
     if (p_lo >= p_hi) return;
     if (!w->UT_ready) transform_weight_blocks(w, p_lo * 2, p_hi * 2);
     for (int64_t block = 0; block < w->blocks; block++) run_block(w, s, block, item);
@@ -285,8 +292,8 @@ static void run_item(const wg_plan *w, wg_scratch *s, int64_t item) {
 /* One block of tiles through the output channels of one split. */
 static void run_block(const wg_plan *w, wg_scratch *s, int64_t block, int64_t split) {
     const int64_t g0 = block * w->T, count = w->tiles - g0 < w->T ? w->tiles - g0 : w->T;
-    const int64_t per_split = (w->panels + w->splits - 1) / w->splits;
-    const int64_t p_lo = split * per_split, p_hi = p_lo + per_split < w->panels ? p_lo + per_split : w->panels;
+    int64_t p_lo, p_hi;
+    split_panels(w, split, &p_lo, &p_hi);
     if (p_lo >= p_hi) return;
     transform_input(w, s, g0, count);
     const int64_t group_floats = w->Cb * 8 * 16;
@@ -367,11 +374,9 @@ cnn_status cnn_winograd_conv3x3(const cnn_winograd_conv *p, const char *op) {
     cnn_status st = CNN_OK;
     wg_scratch *s = calloc((size_t)w.threads, sizeof *s);
     // in inference the transformed weights are kept for the next call while the weight is unchanged
-    bool fill = false;
-    float *kept = cnn_weight_cache_acquire(&p->key, layout_of(p), POINTS * w.Op * w.Cp, &fill);
-    w.UT = kept ? kept : scratch(POINTS * w.Op * w.Cp);
-    w.UT_ready = kept && !fill;
-    bool ok = s && w.UT;
+    cnn_derived UT;
+    bool ok = cnn_derived_open(&UT, &p->key, layout_of(p), POINTS * w.Op * w.Cp) && s;
+    w.UT = UT.data, w.UT_ready = UT.ready;
     for (int t = 0; ok && t < w.threads; t++) {
         s[t].rows = scratch(w.Cb * 6 * w.Wp * 16);
         s[t].V = scratch(POINTS * w.T * w.Cp);
@@ -393,8 +398,7 @@ cnn_status cnn_winograd_conv3x3(const cnn_winograd_conv *p, const char *op) {
         cnn_block_free(s[t].M, false);
     }
     free(s);
-    if (kept) cnn_weight_cache_release(kept, fill && st == CNN_OK);
-    else cnn_block_free(w.UT, false);
+    cnn_derived_close(&UT, st == CNN_OK);
     return st;
 }
 
